@@ -1,0 +1,27 @@
+# Two commands do everything on a fresh machine:
+#   make book   execute every notebook (profile $(PROFILE)) and build the HTML book
+#   make test   unit tests plus every notebook executed with the smoke profile (what CI runs)
+PROFILE ?= default
+DATA_ROOT ?=
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fmsnb-installed
+
+.PHONY: install book test clean
+
+install: $(STAMP)
+
+# torch==2.13.0 is the CPU wheel on this kind of machine's disk; installing it first keeps pip
+# from resolving the package's `torch>=2.1` to a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf _build book/notebooks

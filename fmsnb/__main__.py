@@ -1,0 +1,3 @@
+from fmsnb.cli import main
+
+raise SystemExit(main())
