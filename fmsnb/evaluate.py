@@ -1,0 +1,127 @@
+"""The paper's Table 1: the five T2M metrics for ground truth and each model, with intervals.
+
+One replication draws `samples` test clips, gives each a random caption and a crop to a multiple
+of four frames (as the reference evaluation loader does), asks every model for a motion of the
+same caption and length, embeds texts and motions with the evaluator, and computes R-precision,
+multimodal distance, FID against the replication's real motions, and diversity; multimodality
+comes from `mm_captions` captions with `mm_repeats` generations each. Every metric is repeated
+over `replications` and reported as mean +- 1.96 std / sqrt(n). A profile whose sizes fall
+below the published protocol must say so (`allow_smaller`), and the table carries that flag.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from fmsnb import metrics
+from fmsnb.dataset import crop_length
+
+# generate(captions, lengths, seed) -> de-normalised features, one (length_i, 263) per caption
+Generator = Callable[[list[str], list[int], int], list[np.ndarray]]
+PUBLISHED = {   # the paper's Table 1 (HumanML3D test set), theirs, for comparison only
+    "Ground truth": {"R@3": 0.798, "FID": 0.002, "MM-Dist": 2.976, "Diversity": 9.507},
+    "Base MDM": {"R@3": 0.611, "FID": 0.544, "MM-Dist": 5.566, "Diversity": 9.560,
+                 "MModality": 2.799},
+    "Fine-tuned MDM (numerical)": {"R@3": 0.614, "FID": 0.949, "MM-Dist": 5.448,
+                                   "Diversity": 9.537, "MModality": 3.403},
+}
+
+
+@dataclass
+class EvalConfig:
+    replications: int = 20           # the reference: 20 (5 when multimodality is computed)
+    samples: int = 1000              # test motions per replication
+    diversity_pairs: int = metrics.DIVERSITY_PAIRS
+    mm_captions: int = 100
+    mm_repeats: int = 30
+    mm_pairs: int = metrics.MULTIMODALITY_PAIRS
+    allow_smaller: bool = False      # a profile may run a smaller protocol, flagged in the table
+    seed: int = 0
+
+    def check(self, n_available: int) -> list[str]:
+        """The deviations from the published protocol; an error if they are not allowed."""
+        published = EvalConfig()
+        notes = []
+        if min(self.samples, n_available) < metrics.R_PRECISION_BATCH:
+            raise ValueError(f"the test split has {n_available} usable clips and the profile asks "
+                             f"for {self.samples}: R-precision needs at least "
+                             f"{metrics.R_PRECISION_BATCH}")
+        for key in ("replications", "samples", "diversity_pairs", "mm_captions", "mm_repeats",
+                    "mm_pairs"):
+            if getattr(self, key) < getattr(published, key):
+                notes.append(f"{key} {getattr(self, key)} < {getattr(published, key)}")
+        if n_available < self.samples:
+            notes.append(f"only {n_available} test clips available for {self.samples} samples")
+        if notes and not self.allow_smaller:
+            raise ValueError("the profile's evaluation is smaller than the published protocol ("
+                             + "; ".join(notes) + "); set allow_smaller in the profile to run it "
+                             "as a flagged smaller protocol")
+        return notes
+
+
+def draw_test_set(items, n: int, rng: np.random.Generator):
+    """n test clips, each with a random caption and a random crop to a multiple of 4 frames."""
+    chosen = rng.choice(len(items), min(n, len(items)), replace=False)
+    features, captions, tokens = [], [], []
+    for i in chosen:
+        item = items[i]
+        caption = item.captions[rng.integers(len(item.captions))]
+        length = crop_length(len(item.motion), rng)
+        start = rng.integers(0, len(item.motion) - length + 1)
+        features.append(item.motion[start:start + length])
+        captions.append(caption.text)
+        tokens.append(caption.tokens)
+    return features, captions, tokens
+
+
+def t2m_table(evaluator, items, generators: dict[str, Generator], cfg: EvalConfig,
+              progress: bool = True) -> dict:
+    """Rows "Ground truth" and one per generator: {metric: (mean, ci)} plus the protocol used."""
+    notes = cfg.check(len(items))
+    rng = np.random.default_rng(cfg.seed)
+    runs = {name: {k: [] for k in ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity")}
+            for name in ["Ground truth", *generators]}
+    div_pairs = min(cfg.diversity_pairs, min(cfg.samples, len(items)))
+    for rep in tqdm(range(cfg.replications), desc="replications", disable=not progress):
+        real, captions, tokens = draw_test_set(items, cfg.samples, rng)
+        lengths = [len(f) for f in real]
+        text = evaluator.embed_texts(tokens)
+        # FID is taken against another draw of real crops, so the ground-truth row is not 0 by
+        # construction (the reference compares two passes of its ground-truth loader).
+        reference = evaluator.embed_motions(
+            draw_test_set(items, cfg.samples, np.random.default_rng([cfg.seed, rep]))[0])
+        motions = {"Ground truth": evaluator.embed_motions(real)}
+        for name, generate in generators.items():
+            motions[name] = evaluator.embed_motions(generate(captions, lengths, cfg.seed + rep))
+        for name, emb in motions.items():
+            top, mm_dist = metrics.r_precision(text, emb)
+            r = runs[name]
+            for k in range(3):
+                r[f"R@{k + 1}"].append(top[k])
+            r["MM-Dist"].append(mm_dist)
+            r["FID"].append(metrics.fid(reference, emb))
+            r["Diversity"].append(metrics.diversity(emb, rng, div_pairs))
+    table = {name: {k: metrics.confidence_interval(v) for k, v in r.items()}
+             for name, r in runs.items()}
+    for name, generate in generators.items():
+        table[name]["MModality"] = multimodality(evaluator, items, generate, cfg, rng, progress)
+    return {"rows": table, "protocol": {**asdict(cfg), "diversity_pairs_used": div_pairs,
+                                        "smaller_than_published": notes}}
+
+
+def multimodality(evaluator, items, generate: Generator, cfg: EvalConfig,
+                  rng: np.random.Generator, progress: bool = True) -> tuple[float, float]:
+    """Multimodality over replications: mm_captions captions x mm_repeats generations each."""
+    values = []
+    reps = max(1, min(cfg.replications, 5))     # the reference runs 5 replications for it
+    for rep in tqdm(range(reps), desc="multimodality", disable=not progress):
+        real, captions, _ = draw_test_set(items, cfg.mm_captions, rng)
+        lengths = [len(f) for f in real]
+        gens = generate([c for c in captions for _ in range(cfg.mm_repeats)],
+                        [n for n in lengths for _ in range(cfg.mm_repeats)], cfg.seed + 1000 + rep)
+        emb = evaluator.embed_motions(gens).reshape(len(captions), cfg.mm_repeats, -1)
+        values.append(metrics.multimodality(emb, rng, cfg.mm_pairs))
+    return metrics.confidence_interval(values)

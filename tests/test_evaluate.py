@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from fmsnb import evaluate as ev
+from fmsnb.dataset import Caption, MotionItem
+
+
+class MeanEvaluator:
+    """A transparent evaluator: a motion embeds as its mean frame; a text as its action's code."""
+
+    def __init__(self, codes):
+        self.codes = codes
+
+    def embed_motions(self, features):
+        return np.stack([f.mean(0)[:8] for f in features])
+
+    def embed_texts(self, tokens):
+        return np.stack([self.codes[t[0]] for t in tokens])
+
+
+@pytest.fixture
+def corpus():
+    rng = np.random.default_rng(0)
+    codes, items = {}, []
+    for i in range(80):
+        code = rng.normal(size=8) * 3
+        word = f"action{i}"
+        codes[word] = code
+        motion = np.tile(np.concatenate([code, np.zeros(255)]), (60, 1)).astype(np.float32)
+        motion += 0.01 * rng.normal(size=motion.shape).astype(np.float32)
+        items.append(MotionItem(f"clip{i}", motion, [Caption(word, [word])]))
+    return MeanEvaluator(codes), items
+
+
+def oracle(items):
+    """A generator that returns the real motion of the caption it is asked for."""
+    by_caption = {it.captions[0].text: it.motion for it in items}
+    return lambda captions, lengths, seed: [by_caption[c][:n] for c, n in zip(captions, lengths)]
+
+
+def noise(captions, lengths, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=(n, 263)).astype(np.float32) for n in lengths]
+
+
+SMALL = ev.EvalConfig(replications=2, samples=64, diversity_pairs=50, mm_captions=4,
+                      mm_repeats=5, mm_pairs=3, allow_smaller=True)
+
+
+def test_table_rows_and_ordering(corpus):
+    evaluator, items = corpus
+    table = ev.t2m_table(evaluator, items, {"oracle": oracle(items), "noise": noise}, SMALL,
+                         progress=False)
+    rows = table["rows"]
+    assert set(rows) == {"Ground truth", "oracle", "noise"}
+    assert rows["oracle"]["R@1"][0] == pytest.approx(rows["Ground truth"]["R@1"][0])
+    assert rows["oracle"]["R@3"][0] > 0.9 > rows["noise"]["R@3"][0]
+    assert rows["oracle"]["FID"][0] < 0.1 * rows["noise"]["FID"][0]
+    assert rows["oracle"]["MModality"][0] == pytest.approx(0.0, abs=1e-6)  # deterministic oracle
+    assert rows["noise"]["MModality"][0] > 0
+    assert table["protocol"]["smaller_than_published"]      # the flag travels with the table
+
+
+def test_smaller_protocol_needs_the_profiles_consent(corpus):
+    evaluator, items = corpus
+    strict = ev.EvalConfig(replications=2, samples=64)
+    with pytest.raises(ValueError, match="allow_smaller"):
+        ev.t2m_table(evaluator, items, {}, strict, progress=False)
+    with pytest.raises(ValueError, match="at least 32"):
+        ev.t2m_table(evaluator, items[:20], {}, SMALL, progress=False)
+
+
+def test_test_set_crops_are_multiples_of_four(corpus):
+    _, items = corpus
+    feats, captions, tokens = ev.draw_test_set(items, 10, np.random.default_rng(1))
+    assert all(len(f) % 4 == 0 and len(f) <= 60 for f in feats)
+    assert len(set(captions)) == 10 and tokens[0] == [captions[0]]
