@@ -1,0 +1,111 @@
+"""The Motion Diffusion Model denoiser (Tevet et al. 2023) that the paper trains and fine-tunes.
+
+A transformer encoder reads one condition token followed by the noisy motion frames and predicts
+the clean motion x0 (not the noise). The condition token is Linear(text embedding) plus an MLP of
+the sinusoidal timestep embedding, plus, for the `token` conditioning style, a learned FMS-grade
+embedding. Every token gets the sinusoidal positional encoding and dropout; the first output token
+is discarded and the rest are projected back to the per-frame features. For classifier-free
+guidance the condition is replaced by the null condition (text embedding zeroed, grade index 0)
+for `cond_drop_prob` of the training samples, as MDM does. Released MDM lets padded frames take
+part in attention; `mask_padding=True` (ours) hides them with a key-padding mask instead, and
+`mask_padding=False` keeps MDM's behaviour for faithfulness.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class MDMConfig:
+    n_feats: int = 263            # per-frame motion features (HumanML3D: 263)
+    latent_dim: int = 512
+    layers: int = 8
+    heads: int = 4
+    ff_size: int = 1024
+    dropout: float = 0.1
+    activation: str = "gelu"      # "gelu" or "relu"
+    text_dim: int = 512           # width of the (frozen) text encoder's embedding
+    max_len: int = 196            # longest motion, in frames, the model accepts
+    cond_drop_prob: float = 0.1   # share of training samples given the null condition
+    mask_padding: bool = True     # False: padded frames take part in attention, as in MDM
+    n_grades: int = 0             # 3 enables the `token` style's learned grade embedding
+
+
+def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
+    """Transformer sinusoidal encoding of positions pos (N,) -> (N, dim), sin/cos interleaved."""
+    freq = torch.exp(torch.arange(0, dim, 2, device=pos.device, dtype=torch.float32)
+                     * (-math.log(10000.0) / dim))
+    angle = pos.float()[:, None] * freq                  # (N, dim/2)
+    return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)
+
+
+class MDM(nn.Module):
+    """x_t (B, T, n_feats), t (B,), text (B, text_dim) -> predicted x0 (B, T, n_feats)."""
+
+    def __init__(self, cfg: MDMConfig):
+        super().__init__()
+        if cfg.latent_dim % 2 or cfg.latent_dim % cfg.heads:
+            raise ValueError(f"latent_dim {cfg.latent_dim} must be even and divisible by "
+                             f"heads {cfg.heads}")
+        self.cfg = cfg
+        d = cfg.latent_dim
+        self.input_proj = nn.Linear(cfg.n_feats, d)
+        self.text_proj = nn.Linear(cfg.text_dim, d)
+        self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        # Index 0 is "no grade": the null condition and grade-less samples use it.
+        self.grade_emb = nn.Embedding(cfg.n_grades + 1, d) if cfg.n_grades else None
+        self.pos_drop = nn.Dropout(cfg.dropout)
+        layer = nn.TransformerEncoderLayer(d, cfg.heads, cfg.ff_size, cfg.dropout,
+                                           cfg.activation, batch_first=True)
+        # Nested tensors would change padded outputs between train and eval; keep them dense.
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.output_proj = nn.Linear(d, cfg.n_feats)
+
+    def param_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor,
+                mask: torch.Tensor, grade: torch.Tensor | None = None,
+                drop: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict x0 (B, T, n_feats).
+
+        x_t (B, T, n_feats) noisy motion; t (B,) long diffusion steps; text (B, text_dim);
+        mask (B, T) bool, True = valid frame; grade (B,) long in 1..n_grades (0 = no grade) or
+        None; drop (B,) bool, True = give that sample the null condition (no text, no grade).
+        With drop None the model draws it with cond_drop_prob in train mode, never in eval mode.
+        """
+        cfg = self.cfg
+        B, T, F = x_t.shape
+        if F != cfg.n_feats or T > cfg.max_len:
+            raise ValueError(f"motion of shape {tuple(x_t.shape)} does not fit the model "
+                             f"(n_feats {cfg.n_feats}, max_len {cfg.max_len})")
+        if text.shape != (B, cfg.text_dim):
+            raise ValueError(f"text embedding of shape {tuple(text.shape)}, expected "
+                             f"({B}, {cfg.text_dim})")
+        if drop is None:
+            drop = (torch.rand(B, device=x_t.device) < cfg.cond_drop_prob) if self.training \
+                else torch.zeros(B, dtype=torch.bool, device=x_t.device)
+        keep = (~drop.bool()).to(text.dtype)[:, None]
+
+        cond = self.text_proj(text * keep) + self.time_mlp(sinusoid(t, cfg.latent_dim))
+        if grade is not None and self.grade_emb is None:
+            raise ValueError("a grade was given but the model has n_grades=0 (no grade token)")
+        if self.grade_emb is not None:
+            if grade is None:
+                grade = torch.zeros(B, dtype=torch.long, device=x_t.device)
+            elif grade.min() < 0 or grade.max() > cfg.n_grades:
+                raise ValueError(f"grades must lie in 0..{cfg.n_grades}, got {grade.tolist()}")
+            cond = cond + self.grade_emb(grade.long() * keep.squeeze(1).long())
+
+        seq = torch.cat([cond[:, None], self.input_proj(x_t)], dim=1)      # (B, 1+T, d)
+        seq = self.pos_drop(seq + sinusoid(torch.arange(T + 1, device=x_t.device),
+                                           cfg.latent_dim))
+        pad = None
+        if cfg.mask_padding:       # True marks keys to ignore; the condition token is always kept
+            valid = mask.bool()
+            pad = torch.cat([torch.zeros_like(valid[:, :1]), ~valid], dim=1)
+        return self.output_proj(self.encoder(seq, src_key_padding_mask=pad)[:, 1:])
