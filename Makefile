@@ -18,7 +18,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# openai-clip without its torchvision dependency: fmsnb.text needs only its text tower.
+	$(PY) -m pip install --quiet --no-deps openai-clip
+	$(PY) -m pip install --quiet ftfy regex
 	touch $@
+
+# Execute the notebooks of _toc.yml with papermill, then build the HTML (see fmsnb/book.py).
+book: install
+	$(PY) -m fmsnb.book --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)")
 
 test: install
 	$(PY) -m pytest -q
