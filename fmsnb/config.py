@@ -33,6 +33,14 @@ class FMSStandinConfig:
 
 
 @dataclass
+class FMSConfig:
+    """How the FMS recordings become a fine-tuning corpus."""
+    views: list = field(default_factory=lambda: ["front", "side"])   # Kinect views to use
+    policy: str = "majority"       # expert-grade consolidation: "majority" or "mean"
+    mirror: bool = True            # add left-right mirrored copies (the paper's future work)
+
+
+@dataclass
 class Profile:
     name: str
     seed: int = 0
@@ -40,6 +48,7 @@ class Profile:
     data_root: str | None = None
     standin: StandinConfig = field(default_factory=StandinConfig)
     fms_standin: FMSStandinConfig = field(default_factory=FMSStandinConfig)
+    fms: FMSConfig = field(default_factory=FMSConfig)
     root: Path = field(default=Path("."), repr=False)
 
     @property
@@ -63,6 +72,13 @@ def repo_root(start: Path | None = None) -> Path:
     raise FileNotFoundError(
         f"no fmsnb repository (a folder with params/ and fmsnb/) at or above {here}; "
         "run from the repository or set FMSNB_ROOT")
+
+
+def reference_data() -> Path | None:
+    """The small real reference files (../shared/data beside the repository, or
+    $FMSNB_REFERENCE_DATA), or None where they are not present."""
+    path = Path(os.environ.get("FMSNB_REFERENCE_DATA") or repo_root().parent / "shared" / "data")
+    return path if (path / "humanml3d").is_dir() else None
 
 
 def _build(cls, values: dict[str, Any], source: str):
