@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fmsnb-installed
 
-.PHONY: install book test clean
+.PHONY: install browser-deps book test clean
 
 install: $(STAMP)
 
@@ -27,7 +27,14 @@ $(STAMP): pyproject.toml
 book: install
 	$(PY) -m fmsnb.book --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)")
 
-test: install
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+# Headless Chromium and its driver for tests/test_browser.py (Debian's packages).
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver)
+
+test: install browser-deps
 	$(PY) -m pytest -q
 
 clean:

@@ -12,6 +12,7 @@ errors, so a broken reference fails the build instead of leaving a silently brok
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -38,15 +39,15 @@ class Chapter:
     executed: Path
 
 
-def _toc_entries(node) -> list[str]:
+def toc_entries(node) -> list[str]:
     """Every `root`/`file` entry of a jb-book toc (nested mappings and lists), in order."""
     if isinstance(node, list):
-        return [entry for item in node for entry in _toc_entries(item)]
+        return [entry for item in node for entry in toc_entries(item)]
     if not isinstance(node, dict):
         return []
     entries = [str(node[key]) for key in ("root", "file") if key in node]
     for key in ("parts", "chapters", "sections"):
-        entries += _toc_entries(node.get(key))
+        entries += toc_entries(node.get(key))
     return entries
 
 
@@ -61,7 +62,7 @@ def toc_chapters(root: Path, toc: Path | None = None) -> list[Chapter]:
     if not isinstance(spec, dict) or spec.get("format") != "jb-book":
         raise ValueError(f"{toc}: expected a Jupyter Book toc with `format: jb-book`")
     chapters = []
-    for entry in _toc_entries(spec):
+    for entry in toc_entries(spec):
         entry = entry.removesuffix(".ipynb")
         folder, _, name = entry.rpartition("/")
         if folder != EXECUTED_DIR:
@@ -89,10 +90,20 @@ def execute(chapter: Chapter, profile: str, data_root: str | None, root: Path) -
     """
     _check_parameters(chapter.source)
     chapter.executed.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(chapter.source), str(chapter.executed),
-        parameters={"profile": profile, "data_root": data_root},
-        cwd=str(root), kernel_name="python3", progress_bar=False)
+    # Progress bars in a saved notebook become widget outputs that need CDN scripts to render;
+    # the kernel inherits this process's environment, where tqdm reads TQDM_DISABLE.
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        papermill.execute_notebook(
+            str(chapter.source), str(chapter.executed),
+            parameters={"profile": profile, "data_root": data_root},
+            cwd=str(root), kernel_name="python3", progress_bar=False)
+    finally:
+        if previous is None:
+            del os.environ["TQDM_DISABLE"]
+        else:
+            os.environ["TQDM_DISABLE"] = previous
 
 
 def describe_failure(source: Path, err) -> str:
