@@ -16,6 +16,14 @@ from typing import Any
 
 import yaml
 
+from fmsnb.bench import BenchConfig
+from fmsnb.classifier import ClassifierConfig
+from fmsnb.diffusion import DiffusionConfig
+from fmsnb.evaluate import EvalConfig
+from fmsnb.evaluator import EvaluatorConfig
+from fmsnb.mdm import MDMConfig
+from fmsnb.train import TrainConfig
+
 
 @dataclass
 class StandinConfig:
@@ -41,6 +49,38 @@ class FMSConfig:
 
 
 @dataclass
+class TextConfig:
+    """The frozen text encoder: `minilm` (offline default, 384-d) or `clip` (MDM's, 512-d)."""
+    encoder: str = "minilm"
+    weights: str | None = None     # a local CLIP ViT-B/32 file; relative paths: under data_root
+
+
+@dataclass
+class SamplingConfig:
+    """How motions are sampled everywhere in the book (MDM: 1000 steps, guidance 2.5)."""
+    guidance: float = 2.5
+    sampler: str = "ddim"          # "ddim" (respaced, fast) or "ddpm" (all diffusion steps)
+    steps: int = 50                # DDIM steps
+    batch_size: int = 64
+
+
+@dataclass
+class GenerationConfig:
+    """The generated FMS datasets of the classification chapter (paper: 40 per cell)."""
+    per_cell: int = 40             # motions per (movement, grade): 15 x 3 x 40 = 1,800
+    generated_epochs: int = 512    # classifier epochs on a generated set (paper: 512)
+
+
+@dataclass
+class EvaluatorFiles:
+    """The published T2M evaluator, when a user provides it (relative to data_root)."""
+    checkpoint: str | None = None  # t2m/text_mot_match/model/finest.tar
+    glove: str | None = None       # the glove/ folder with our_vab_*.{npy,pkl}
+    mean: str | None = None        # the evaluator's own mean/std (t2m meta), .npy
+    std: str | None = None
+
+
+@dataclass
 class Profile:
     name: str
     seed: int = 0
@@ -49,6 +89,19 @@ class Profile:
     standin: StandinConfig = field(default_factory=StandinConfig)
     fms_standin: FMSStandinConfig = field(default_factory=FMSStandinConfig)
     fms: FMSConfig = field(default_factory=FMSConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    model: MDMConfig = field(default_factory=MDMConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    pretrain: TrainConfig = field(default_factory=TrainConfig)
+    finetune: TrainConfig = field(default_factory=TrainConfig)
+    styles: list = field(default_factory=lambda: ["numerical", "textual", "token"])
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    evaluator_files: EvaluatorFiles = field(default_factory=EvaluatorFiles)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     root: Path = field(default=Path("."), repr=False)
 
     @property

@@ -1,0 +1,206 @@
+"""The performance benchmark: what caching caption embeddings and batched DDIM guidance buy.
+
+One run on one machine (on the CPU) and one model size measures two things against MDM's
+released way of working. (a) Training throughput (samples/s) when caption embeddings come from
+the cache versus re-encoding the batch's captions with the real text encoder at every step, as
+MDM does. (b) Sampling wall time per motion: MDM's 1000-step ancestral sampler that evaluates
+the conditional and unconditional predictions in two separate forward passes and encodes the
+captions inside each of them, versus our DDIM sampler (50 steps) with both guidance halves in
+one batched forward and the captions encoded once. MDM's 1000 steps are timed on a subset
+(`mdm_steps_timed`) and extrapolated linearly, which holds because every step does the same
+work; the JSON says so. Each timing is repeated and the fastest repeat, the least disturbed by
+other processes, gives the speedups (medians are kept beside). Motions are random normalised
+features: speed does not depend on what the motion is. The numbers are measurements for the
+report, never asserted by a test.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fmsnb.captions import movement_captions
+from fmsnb.diffusion import DiffusionConfig, GaussianDiffusion
+from fmsnb.fms import MOVEMENTS
+from fmsnb.mdm import MDM, MDMConfig
+from fmsnb.sample import generate
+from fmsnb.text import CaptionCache, load_encoder
+from fmsnb.train import train_step
+
+
+@dataclass
+class BenchConfig:
+    model: MDMConfig = field(default_factory=MDMConfig)   # text_dim follows the encoder
+    encoder: str = "minilm"
+    batch_size: int = 32          # training batch
+    train_frames: int = 196       # training pads motions to this many frames
+    train_steps: int = 10         # timed steps per variant (after one warm-up step each)
+    n_motions: int = 10           # motions sampled together (MDM samples 10 per prompt batch)
+    sample_frames: int = 120      # length of each sampled motion (6 s at 20 fps)
+    mdm_steps: int = 1000         # MDM's ancestral steps
+    mdm_steps_timed: int = 100    # of which this many are timed, then extrapolated
+    ddim_steps: int = 50
+    repeats: int = 3              # whole DDIM runs timed
+    guidance: float = 2.5
+    seed: int = 0
+
+
+def bench_captions() -> list[str]:
+    """The project's real captions (every FMS movement's paraphrases) as the caption pool."""
+    return [c for code in MOVEMENTS for c in movement_captions(code)]
+
+
+def _batch(n: int, frames: int, rng: np.random.Generator, pool: list[str], n_feats: int):
+    """Random normalised motions (n, frames, F), mask (n, frames) with lengths in 40..frames,
+    and n captions drawn from the pool."""
+    lengths = rng.integers(min(40, frames), frames + 1, n)
+    mask = torch.from_numpy(np.arange(frames)[None, :] < lengths[:, None])
+    motion = torch.from_numpy(rng.normal(size=(n, frames, n_feats)).astype(np.float32))
+    motion = motion * mask[..., None]
+    return motion, mask, [pool[i] for i in rng.integers(len(pool), size=n)]
+
+
+def _stats(seconds: list[float]) -> dict:
+    return {"min": float(np.min(seconds)), "median": float(np.median(seconds)),
+            "all": [float(x) for x in seconds]}
+
+
+def bench_training(model, diffusion, encoder, cfg: BenchConfig, pool: list[str],
+                   progress: bool) -> dict:
+    """Seconds per training step (embedding included) with cached embeddings and with per-step
+    encoding; the variants alternate step by step so that changes in machine load hit both."""
+    rng = np.random.default_rng(cfg.seed)
+    cache = CaptionCache(encoder)
+    cache.precompute(pool)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    texts = {"cached": cache.get, "reencoded": encoder.encode}
+    times = {k: [] for k in texts}
+    for i in tqdm(range(cfg.train_steps + 1), desc="bench training", disable=not progress):
+        for name, embed in texts.items():
+            motion, mask, captions = _batch(cfg.batch_size, cfg.train_frames, rng, pool,
+                                            cfg.model.n_feats)
+            t0 = time.perf_counter()
+            train_step(model, diffusion, optimizer, motion, mask, embed(captions))
+            if i > 0:                              # step 0 warms up both variants
+                times[name].append(time.perf_counter() - t0)
+    per_step = {k: _stats(v) for k, v in times.items()}
+    return {"batch_size": cfg.batch_size, "frames": cfg.train_frames,
+            "steps_timed": cfg.train_steps, "warmup_steps": 1, "seconds_per_step": per_step,
+            "samples_per_second": {k: cfg.batch_size / v["min"] for k, v in per_step.items()}}
+
+
+@torch.no_grad()
+def mdm_step_seconds(model, diffusion, encoder, captions: list[str], mask: torch.Tensor,
+                     cfg: BenchConfig, progress: bool) -> list[float]:
+    """Wall time of each of the first `mdm_steps_timed` steps of MDM's released sampling loop:
+    a conditional and an unconditional forward pass, each encoding the captions first (MDM's
+    forward encodes its text input), guidance, then an ancestral posterior step."""
+    model.eval()
+    generator = torch.Generator().manual_seed(cfg.seed)
+    shape = (*mask.shape, cfg.model.n_feats)
+    x = torch.randn(shape, generator=generator)
+    keep = torch.zeros(len(captions), dtype=torch.bool)       # drop nothing: conditional
+    seconds = []
+    for t in tqdm(range(diffusion.T - 1, diffusion.T - 1 - cfg.mdm_steps_timed, -1),
+                  desc="bench MDM sampling", disable=not progress):
+        t0 = time.perf_counter()
+        tt = torch.full((len(captions),), t, dtype=torch.long)
+        out_cond = model(x, tt, encoder.encode(captions), mask, drop=keep)
+        out_uncond = model(x, tt, encoder.encode(captions), mask, drop=~keep)
+        x0 = out_uncond + cfg.guidance * (out_cond - out_uncond)
+        x = diffusion.ddpm_step(x0, x, t, torch.randn(shape, generator=generator))
+        seconds.append(time.perf_counter() - t0)
+    return seconds
+
+
+def bench_sampling(model, diffusion, encoder, cfg: BenchConfig, pool: list[str],
+                   progress: bool) -> dict:
+    """Seconds per motion: MDM's 1000-step sampler (timed subset, extrapolated) versus ours."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    captions = [pool[i] for i in rng.integers(len(pool), size=cfg.n_motions)]
+    lengths = [cfg.sample_frames] * cfg.n_motions
+    mask = torch.ones(cfg.n_motions, cfg.sample_frames, dtype=torch.bool)
+    model.eval()
+    mean, std = np.zeros(cfg.model.n_feats), np.ones(cfg.model.n_feats)
+    # Warm-up of both paths (allocator, thread pools) on a throw-away call.
+    generate(model, diffusion, CaptionCache(encoder), captions[:1], lengths[:1], steps=1,
+             guidance=cfg.guidance, mean=mean, std=std, progress=False)
+    mdm = _stats(mdm_step_seconds(model, diffusion, encoder, captions, mask, cfg, progress))
+    ours = []
+    for _ in range(cfg.repeats):
+        t0 = time.perf_counter()
+        generate(model, diffusion, CaptionCache(encoder), captions, lengths,
+                 guidance=cfg.guidance, sampler="ddim", steps=cfg.ddim_steps, mean=mean, std=std,
+                 seed=cfg.seed, batch_size=cfg.n_motions, progress=progress)
+        ours.append(time.perf_counter() - t0)
+    ours = _stats(ours)
+    n = cfg.n_motions
+    return {
+        "n_motions": n, "frames": cfg.sample_frames, "guidance": cfg.guidance,
+        "mdm": {"sampler": "ancestral (ddpm)", "steps": cfg.mdm_steps,
+                "steps_timed": cfg.mdm_steps_timed, "seconds_per_step": mdm,
+                "seconds_per_motion": {k: mdm[k] * cfg.mdm_steps / n for k in ("min", "median")},
+                "note": f"{cfg.mdm_steps_timed} of {cfg.mdm_steps} steps timed one by one; a "
+                        f"step's time times {cfg.mdm_steps} extrapolates linearly to the whole "
+                        "run. Separate cond and uncond forward passes, captions encoded inside "
+                        "each forward pass, as in MDM's released sampler"},
+        "ours": {"sampler": "ddim", "steps": cfg.ddim_steps, "repeats": cfg.repeats,
+                 "seconds_per_run": ours,
+                 "seconds_per_motion": {k: ours[k] / n for k in ("min", "median")},
+                 "note": "whole runs timed; cond and uncond in one batched forward; captions "
+                         "encoded once per run (fresh cache, encoding included)"},
+    }
+
+
+def run_bench(cfg: BenchConfig, out_path, encoder=None, progress: bool = True) -> dict:
+    """Measure (a) training and (b) sampling speed, write them as JSON to out_path, return them.
+
+    encoder: a loaded text encoder (default: `load_encoder(cfg.encoder)`); the model's text_dim
+    is set to its dimension. Keys: training_speedup, sampling_speedup, training, sampling,
+    model, parameters, batch sizes, device, torch_threads, date.
+    """
+    encoder = encoder if encoder is not None else load_encoder(cfg.encoder)
+    cfg = replace(cfg, model=replace(cfg.model, text_dim=encoder.dim))
+    if not 1 <= cfg.mdm_steps_timed <= cfg.mdm_steps:
+        raise ValueError(f"mdm_steps_timed must be in 1..{cfg.mdm_steps}, got "
+                         f"{cfg.mdm_steps_timed}")
+    torch.manual_seed(cfg.seed)
+    model = MDM(cfg.model)
+    diffusion = GaussianDiffusion(DiffusionConfig(steps=cfg.mdm_steps))
+    pool = bench_captions()
+    load_before = os.getloadavg()
+    training = bench_training(model, diffusion, encoder, cfg, pool, progress)
+    sampling = bench_sampling(model, diffusion, encoder, cfg, pool, progress)
+    steps, mdm, ours = (training["seconds_per_step"], sampling["mdm"]["seconds_per_motion"],
+                        sampling["ours"]["seconds_per_motion"])
+    result = {
+        "training_speedup": steps["reencoded"]["min"] / steps["cached"]["min"],
+        "sampling_speedup": mdm["min"] / ours["min"],
+        "training_speedup_median": steps["reencoded"]["median"] / steps["cached"]["median"],
+        "sampling_speedup_median": mdm["median"] / ours["median"],
+        "timing": "wall clock; each timing is repeated (training steps, MDM sampling steps, "
+                  "whole DDIM runs) and the speedups use the fastest repeat, the one least "
+                  "disturbed by other processes on the machine; *_median beside",
+        "training": training, "sampling": sampling,
+        "model": asdict(cfg.model), "parameters": model.param_count(),
+        "encoder": encoder.key, "batch_size": cfg.batch_size, "n_motions": cfg.n_motions,
+        "device": "cpu", "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        # Other processes on the machine slow both sides; the 1-minute load tells how busy it was.
+        "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
+        "config": asdict(cfg),
+    }
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2))
+    return result

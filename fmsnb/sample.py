@@ -1,0 +1,105 @@
+"""Sampling motions from a trained model: captions in, HumanML3D features, joints and videos out.
+
+`generate` turns captions (and, for the `token` style, FMS grades) into motions of the requested
+lengths with the diffusion's guided sampler (batched classifier-free guidance, DDIM with 50 steps
+by default), in batches, from one seeded generator, and undoes the feature normalisation.
+`to_joints` recovers the 22 global joints and `save_sample` writes a sample to disk as .npy files
+plus an animation. Captions of the `numerical` and `textual` styles are conditioned by the caller
+(`captions.condition`), exactly as they were for training.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fmsnb.captions import GRADES
+from fmsnb.humanml3d import FPS, recover_joints
+from fmsnb.render import animate as render_animation
+
+
+def _check_request(model, captions: list[str], lengths: list[int], grades) -> None:
+    if isinstance(captions, str) or len(captions) != len(lengths):
+        raise ValueError(f"need a list of captions and one length per caption, got "
+                         f"{len(captions) if not isinstance(captions, str) else 'a string'} "
+                         f"captions and {len(lengths)} lengths")
+    max_len = model.cfg.max_len
+    bad = [n for n in lengths if isinstance(n, bool) or not isinstance(n, (int, np.integer))
+           or not 1 <= n <= max_len]
+    if bad:
+        raise ValueError(f"lengths must be whole numbers of frames in 1..{max_len} (the model's "
+                         f"max_len), got {bad}")
+    if grades is None:
+        return
+    if model.cfg.n_grades == 0:
+        raise ValueError("grades were given but the model has no grade token (n_grades=0); "
+                         "for the numerical/textual styles condition the captions instead")
+    if len(grades) != len(captions):
+        raise ValueError(f"need one grade per caption, got {len(grades)} for {len(captions)}")
+    bad = [g for g in grades if isinstance(g, bool) or g not in GRADES]
+    if bad:
+        raise ValueError(f"FMS grades must be in {GRADES}, got {bad}")
+
+
+@torch.no_grad()
+def generate(model, diffusion, cache, captions: list[str], lengths: list[int], grades=None,
+             guidance: float = 2.5, sampler: str = "ddim", steps: int | None = 50, *,
+             mean: np.ndarray, std: np.ndarray, seed: int = 0, batch_size: int = 32,
+             progress: bool = True) -> list[np.ndarray]:
+    """Motions for captions (N,) with lengths (N,) frames -> N denormalised features (T_i, 263).
+
+    grades (N,) in 1..3 go to the model's grade token (models trained with style `token`).
+    sampler "ddim" runs `steps` steps; "ddpm" always runs all of the diffusion's steps.
+    Caption embeddings come from `cache` (encoded once). One generator seeded with `seed`
+    draws all noise, batch after batch, so the same call gives the same motions.
+    """
+    _check_request(model, captions, lengths, grades)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = next(model.parameters()).device
+    generator = torch.Generator(device).manual_seed(seed)
+    mean = torch.as_tensor(np.asarray(mean, dtype=np.float32), device=device)
+    std = torch.as_tensor(np.asarray(std, dtype=np.float32), device=device)
+    text = cache.get(list(captions))
+    lengths = torch.tensor([int(n) for n in lengths])
+    out = []
+    for a in tqdm(range(0, len(captions), batch_size), desc="generating", disable=not progress):
+        n = lengths[a:a + batch_size]
+        mask = torch.arange(int(n.max()))[None, :] < n[:, None]       # (b, T) True = valid
+        grade = None if grades is None else torch.tensor(list(grades[a:a + batch_size]),
+                                                         device=device)
+        x0 = diffusion.sample(model, text[a:a + batch_size].to(device), mask.to(device), grade,
+                              guidance=guidance, sampler=sampler,
+                              steps=steps if sampler == "ddim" else None,
+                              generator=generator, progress=False)
+        features = (x0 * std + mean).cpu().numpy()
+        out += [f[:int(k)] for f, k in zip(features, n)]
+    return out
+
+
+def to_joints(features: np.ndarray) -> np.ndarray:
+    """Global joints (T, 22, 3) of features (T, 263) (`humanml3d.recover_joints`)."""
+    return recover_joints(features)
+
+
+def save_sample(out_dir, name: str, features: np.ndarray, joints: np.ndarray | None = None,
+                animate: bool = True, fps: float = FPS, progress: bool = False) -> dict[str, Path]:
+    """Write NAME_features.npy (T, 263), NAME_joints.npy (T, 22, 3) and, with animate=True, the
+    video NAME.mp4 (NAME.gif where mp4 encoding fails) under out_dir; returns the paths.
+    joints default to `to_joints(features)`."""
+    out_dir = Path(out_dir)
+    features = np.asarray(features, dtype=np.float32)
+    joints = to_joints(features) if joints is None else np.asarray(joints, dtype=np.float32)
+    if joints.shape != (len(features), 22, 3):
+        raise ValueError(f"sample {name!r}: joints {joints.shape} do not match features "
+                         f"{features.shape}; expected ({len(features)}, 22, 3)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"features": out_dir / f"{name}_features.npy", "joints": out_dir / f"{name}_joints.npy"}
+    np.save(paths["features"], features)
+    np.save(paths["joints"], joints)
+    if animate:
+        paths["animation"] = render_animation(joints, out_dir / f"{name}.mp4", fps=fps,
+                                              progress=progress)
+    return paths

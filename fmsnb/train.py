@@ -1,0 +1,490 @@
+"""Training the motion diffusion model: one plain loop for pretraining and FMS fine-tuning.
+
+The loop is the paper's "standard loop" (supplementary, Training setup): AdamW, a batch of motion
+and caption pairs, one diffusion loss, one optimiser step, with an optional EMA of the weights.
+Caption embeddings come from a `text.CaptionCache` filled once before the loop, so the frozen text
+encoder never runs inside it. Batches are a pure function of (seed, step) (consecutive slices of
+per-epoch permutations, each item's random crop seeded by (seed, step, slot)), and checkpoints
+carry every RNG state, so a run resumed from a checkpoint ends with exactly the weights of an
+uninterrupted one. Checkpoints are written atomically and hold the run's whole configuration;
+loading one that does not fit the model is an error naming the differing fields. Fine-tuning
+(`init_from`) starts from a pretrained checkpoint's weights with a fresh optimiser, and
+conditions the captions on the FMS grade by one of the styles of `captions.STYLES`.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import pickle
+import random
+import re
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from fmsnb.align import read_fms_meta
+from fmsnb.captions import check_grade, check_style, condition
+from fmsnb.dataset import MotionDataset
+from fmsnb.diffusion import DiffusionConfig, GaussianDiffusion
+from fmsnb.mdm import MDM, MDMConfig
+
+
+@dataclass
+class TrainConfig:
+    """The settings of one training run (the paper's are HP1, HP2 and FINETUNE below)."""
+    lr: float = 1e-4
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    steps: int = 600_000
+    ema_decay: float | None = None       # None: no EMA of the weights
+    checkpoint_every: int = 50_000       # the paper saves every 50k steps
+    log_every: int = 100
+    seed: int = 0
+    grad_clip: float | None = None       # max gradient norm; None: no clipping
+    num_workers: int = 0
+
+    def __post_init__(self):
+        problems = [f"{k} must be >= {low}, got {getattr(self, k)}" for k, low in
+                    (("batch_size", 1), ("steps", 0), ("checkpoint_every", 1), ("log_every", 1),
+                     ("num_workers", 0), ("lr", 0), ("weight_decay", 0))
+                    if getattr(self, k) < low]
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            problems.append(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            problems.append(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if problems:
+            raise ValueError("bad TrainConfig: " + "; ".join(problems))
+
+
+# The paper's settings (supplementary, Training setup); profiles scale `steps` down.
+HP1 = TrainConfig(lr=1e-4, batch_size=32, steps=600_000, weight_decay=0.0)
+HP2 = TrainConfig(lr=3e-5, batch_size=8, steps=2_400_000, weight_decay=3e-6)
+FINETUNE = replace(HP2, steps=600_000)
+
+CHECKPOINT_FORMAT = "fmsnb-checkpoint-1"
+CHECKPOINT_RE = re.compile(r"^ckpt_(\d+)\.pt$")
+LOSS_FILE, SUMMARY_FILE = "loss.csv", "summary.json"
+LOSS_FIELDS = ("step", "loss", "lr", "seconds")
+# Train-config fields that a resumed run may change without changing the weights it ends with.
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every", "num_workers")
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ---------------------------------------------------------------- data order
+
+@lru_cache(maxsize=4)
+def _epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, 0, epoch]).permutation(n)
+
+
+def batch_indices(seed: int, step: int, batch_size: int, n: int) -> np.ndarray:
+    """Dataset indices (batch_size,) of the batch at `step`: the step's slice of the stream of
+    per-epoch permutations of 0..n-1, so every epoch visits every item once and any step's batch
+    is known without replaying the steps before it."""
+    pos = step * batch_size + np.arange(batch_size)
+    epoch, offset = np.divmod(pos, n)
+    out = np.empty(batch_size, dtype=np.int64)
+    for e in np.unique(epoch):          # one or two epochs per batch (more only when n < batch)
+        sel = epoch == e
+        out[sel] = _epoch_permutation(seed, int(e), n)[offset[sel]]
+    return out
+
+
+class StepBatches(Sampler):
+    """Batches of keys (step, slot, index) for steps start..stop-1 (see `batch_indices`)."""
+
+    def __init__(self, seed: int, start: int, stop: int, batch_size: int, n: int):
+        self.seed, self.start, self.stop, self.batch_size, self.n = seed, start, stop, batch_size, n
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            idx = batch_indices(self.seed, step, self.batch_size, self.n)
+            yield [(step, slot, int(i)) for slot, i in enumerate(idx)]
+
+
+class ConditionedItems(Dataset):
+    """A `MotionDataset` read by (step, slot, index) keys, with each caption conditioned on its
+    clip's FMS grade and replaced by its row in the caption table.
+
+    Items: motion (max_len, 263), length, text_id (row of the precomputed caption embeddings),
+    grade (1..3, or 0 with no grades). The dataset's crop generator is reseeded from
+    (seed, step, slot) per item, so an item does not depend on what was read before it.
+    """
+
+    def __init__(self, data: MotionDataset, seed: int, style: str = "none",
+                 grades: dict[str, int] | None = None):
+        self.data, self.seed, self.style = data, seed, check_style(style).name
+        self.grades = clip_grades(data, style, grades)
+        self.text_ids: dict[str, int] = {}
+        for caption in self.all_captions():
+            self.text_ids.setdefault(caption, len(self.text_ids))
+
+    def caption(self, text: str, clip: str) -> str:
+        if self.grades is None:
+            return text
+        return condition(text, self.grades[clip], self.style)
+
+    def all_captions(self) -> list[str]:
+        """Every conditioned caption the items can carry, in a fixed order."""
+        return list(dict.fromkeys(self.caption(c.text, item.clip)
+                                  for item in self.data.data.items for c in item.captions))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, key: tuple[int, int, int]) -> dict:
+        step, slot, index = key
+        self.data.rng = np.random.default_rng([self.seed, 1, step, slot])
+        item = self.data[index]
+        clip = self.data.data.items[index].clip
+        return {"motion": item["motion"], "length": item["length"],
+                "text_id": self.text_ids[self.caption(item["caption"], clip)],
+                "grade": 0 if self.grades is None else self.grades[clip]}
+
+
+def read_grades(root) -> dict[str, int]:
+    """Clip name -> FMS grade of a corpus written by `align.write_fms_corpus` (fms_meta.json)."""
+    return {name: int(info["grade"]) for name, info in read_fms_meta(root).items()}
+
+
+def clip_grades(data: MotionDataset, style: str, grades: dict[str, int] | None):
+    """The grade of every clip of `data` (None for style `none`); a missing grade is an error
+    naming the clips."""
+    if check_style(style).name == "none":
+        return None
+    if grades is None:
+        raise ValueError(f"conditioning style {style!r} needs grades: a dict clip name -> FMS "
+                         "grade (the FMS corpus's fms_meta.json)")
+    clips = sorted({item.clip for item in data.data.items})
+    missing = [c for c in clips if c not in grades]
+    if missing:
+        raise ValueError(f"no FMS grade for {len(missing)} clip(s) of {data.data.root}: "
+                         f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    return {c: check_grade(grades[c]) for c in clips}
+
+
+def collate_items(batch: list[dict]) -> dict:
+    """Stack `ConditionedItems`: motion (B, max_len, 263), mask (B, max_len) bool, length (B,),
+    text_id (B,), grade (B,) long."""
+    motion = torch.stack([b["motion"] for b in batch])
+    length = torch.tensor([b["length"] for b in batch], dtype=torch.long)
+    return {"motion": motion, "length": length,
+            "mask": torch.arange(motion.shape[1])[None, :] < length[:, None],
+            "text_id": torch.tensor([b["text_id"] for b in batch], dtype=torch.long),
+            "grade": torch.tensor([b["grade"] for b in batch], dtype=torch.long)}
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def checkpoint_path(run_dir, step: int) -> Path:
+    return Path(run_dir) / f"ckpt_{step:09d}.pt"
+
+
+def latest_checkpoint(run_dir) -> Path | None:
+    """The checkpoint of the highest step in run_dir, or None."""
+    found = [(int(m.group(1)), p) for p in Path(run_dir).glob("ckpt_*.pt")
+             if (m := CHECKPOINT_RE.match(p.name))]
+    return max(found)[1] if found else None
+
+
+def atomic_save(obj, path) -> None:
+    """torch.save to a temporary file in the same folder, then os.replace: a crash mid-write
+    leaves the previous file at `path` intact and no partial file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path) -> dict:
+    """Read a checkpoint written by `train`; a missing, truncated or foreign file is an error
+    naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, zipfile.BadZipFile) as err:
+        raise ValueError(f"checkpoint {path} is truncated or corrupt ({err})") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not an fmsnb checkpoint (format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """'field: saved -> current' for every field where two config dicts differ."""
+    return [f"{k}: {saved.get(k, '<missing>')!r} -> {current.get(k, '<missing>')!r}"
+            for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+
+
+def check_config(kind: str, saved: dict, current: dict, path, ignore=()) -> None:
+    diff = [d for d in config_differences(saved, current) if d.split(":")[0] not in ignore]
+    if diff:
+        raise ValueError(f"checkpoint {path} was saved with another {kind} config; differing "
+                         f"fields (checkpoint -> current): {'; '.join(diff)}")
+
+
+def check_normalisation(ckpt: dict, dataset: MotionDataset, path) -> None:
+    """The dataset must be normalised with the checkpoint's mean/std: a model trained on one
+    normalisation reads any other as different motions. Fine-tuning data is therefore read
+    with the pretraining corpus's statistics (`read_split(..., mean=, std=)`)."""
+    for name, saved, current in (("mean", ckpt["mean"], dataset.mean),
+                                 ("std", ckpt["std"], dataset.std)):
+        if not np.array_equal(saved.numpy(), np.asarray(current, dtype=np.float32)):
+            raise ValueError(f"checkpoint {path} was trained on data normalised with another "
+                             f"{name}; read the dataset with the checkpoint's mean/std "
+                             f"(read_split(..., mean=ckpt['mean'], std=ckpt['std']))")
+
+
+def load_model(path, device=None, ema: bool = True) -> tuple[MDM, GaussianDiffusion, dict]:
+    """(model in eval mode, diffusion, checkpoint) rebuilt from a checkpoint's configuration;
+    the EMA weights when the checkpoint has them and ema=True."""
+    ckpt = load_checkpoint(path)
+    model = MDM(MDMConfig(**ckpt["config"]["model"]))
+    model.load_state_dict(ckpt["ema"] if ema and ckpt["ema"] is not None else ckpt["model"])
+    model.to(device or default_device()).eval()
+    return model, GaussianDiffusion(DiffusionConfig(**ckpt["config"]["diffusion"])), ckpt
+
+
+def _rng_state() -> dict:
+    """The global RNG states (the data order needs none: it is a function of seed and step).
+    numpy's key array travels as a tensor so that the checkpoint loads with weights_only."""
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
+                      *map(float, np_state[2:])],
+            "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
+    random.setstate(state["python"])
+
+
+# ---------------------------------------------------------------- the loop
+
+def train_step(model, diffusion, optimizer, motion, mask, text, grade=None,
+               grad_clip: float | None = None) -> torch.Tensor:
+    """One optimiser step on a batch: motion (B, T, 263), mask (B, T), text (B, text_dim),
+    grade (B,) or None. Returns the detached loss."""
+    loss = diffusion.loss(model, motion, mask, text, grade)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter; buffers copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+def _read_log(path: Path, up_to: int | None = None) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = [{"step": int(r["step"]), "loss": float(r["loss"]), "lr": float(r["lr"]),
+                 "seconds": float(r["seconds"])} for r in csv.DictReader(f)]
+    return [r for r in rows if up_to is None or r["step"] <= up_to]
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, LOSS_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _run_config(model, diffusion, cfg: TrainConfig, encoder, style: str, init_from) -> dict:
+    return {"model": asdict(model.cfg), "diffusion": asdict(diffusion.cfg), "train": asdict(cfg),
+            "encoder": encoder.name, "encoder_key": encoder.key, "style": style,
+            "init_from": None if init_from is None else str(init_from)}
+
+
+def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cache,
+          cfg: TrainConfig, run_dir, resume: bool = False, style: str = "none",
+          grades: dict[str, int] | None = None, init_from=None, device=None,
+          progress: bool = True) -> list[dict]:
+    """Train `model` on `dataset` for cfg.steps steps; returns the loss log (rows of loss.csv).
+
+    dataset: a `MotionDataset` (normalised motions). cache: a `CaptionCache` of the model's text
+    encoder; every caption is encoded before the first step. style: a `captions.STYLES` name;
+    all but `none` need `grades` (clip name -> FMS grade 1..3), and `token` needs a model with
+    n_grades=3. run_dir receives ckpt_<step>.pt every cfg.checkpoint_every steps and at the end,
+    loss.csv (step, loss, lr, seconds; the mean loss since the previous row) and summary.json.
+    resume=True continues from run_dir's latest checkpoint (a fresh start when there is none);
+    resume=False refuses a run_dir that already has checkpoints. init_from: a pretrained
+    checkpoint whose weights (its EMA weights when it has them) start a fresh run with a fresh
+    optimiser; its model config must equal the model's, except n_grades 0 -> 3 for the `token`
+    style, whose new grade embedding keeps its initialisation. With resume=True a run_dir that
+    has checkpoints resumes and init_from is not read again, so an interrupted fine-tuning
+    continues with the same call.
+    """
+    run_dir = Path(run_dir)
+    conditioning = check_style(style)
+    device = torch.device(device) if device is not None else default_device()
+    if conditioning.grade_token and model.cfg.n_grades != 3:
+        raise ValueError(f"style 'token' needs a model built with n_grades=3, got "
+                         f"{model.cfg.n_grades}")
+    if cache.encoder.dim != model.cfg.text_dim:
+        raise ValueError(f"text encoder {cache.encoder.key} gives {cache.encoder.dim}-d "
+                         f"embeddings but the model expects text_dim={model.cfg.text_dim}")
+    latest = latest_checkpoint(run_dir)
+    if latest is not None and not resume:
+        raise ValueError(f"{run_dir} already holds checkpoints (latest {latest.name}); pass "
+                         "resume=True to continue, or choose another run_dir")
+
+    items = ConditionedItems(dataset, cfg.seed, style, grades)
+    if len(items) == 0:
+        raise ValueError(f"nothing to train on: the dataset read from {dataset.data.root} "
+                         f"[{dataset.data.split}] has no items")
+    captions = list(items.text_ids)
+    cache.precompute(captions)
+    table = cache.get(captions).to(device)          # (n_captions, text_dim), row = text_id
+
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    run_config = _run_config(model, diffusion, cfg, cache.encoder, style, init_from)
+    start, seconds_before = 0, 0.0
+    if resume and latest is not None:
+        ckpt = load_checkpoint(latest)
+        saved = ckpt["config"]
+        check_config("model", saved["model"], run_config["model"], latest)
+        check_config("diffusion", saved["diffusion"], run_config["diffusion"], latest)
+        check_config("train", saved["train"], run_config["train"], latest, RESUMABLE_CHANGES)
+        run_keys = ("encoder", "encoder_key", "style")
+        check_config("run", {k: saved[k] for k in run_keys},
+                     {k: run_config[k] for k in run_keys}, latest)
+        check_normalisation(ckpt, dataset, latest)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start, seconds_before = ckpt["step"], ckpt["seconds"]
+        if start > cfg.steps:
+            raise ValueError(f"checkpoint {latest} is at step {start}, beyond the {cfg.steps} "
+                             "steps asked for")
+    elif init_from is not None:
+        ckpt = load_checkpoint(init_from)
+        growing_grades = conditioning.grade_token and ckpt["config"]["model"].get("n_grades") == 0
+        check_config("model", ckpt["config"]["model"], run_config["model"], init_from,
+                     ("n_grades",) if growing_grades else ())
+        check_config("diffusion", ckpt["config"]["diffusion"], run_config["diffusion"],
+                     init_from)
+        check_normalisation(ckpt, dataset, init_from)
+        weights = ckpt["ema"] if ckpt["ema"] is not None else ckpt["model"]
+        result = model.load_state_dict(weights, strict=not growing_grades)
+        if result.unexpected_keys or any(not k.startswith("grade_emb.")
+                                         for k in result.missing_keys):
+            raise ValueError(f"checkpoint {init_from} does not fit the model: missing "
+                             f"{result.missing_keys}, unexpected {result.unexpected_keys}")
+    if start == 0:
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
+    ema = None
+    if cfg.ema_decay is not None:
+        ema = copy.deepcopy(model).requires_grad_(False)
+        if start > 0:
+            ema.load_state_dict(ckpt["ema"])
+    if start > 0:
+        _set_rng_state(ckpt["rng"])
+
+    def save(step: int, elapsed: float, pending: list[torch.Tensor]) -> Path:
+        path = checkpoint_path(run_dir, step)
+        atomic_save({"format": CHECKPOINT_FORMAT, "step": step, "seconds": elapsed,
+                     "pending_losses": torch.stack(pending).cpu() if pending else torch.empty(0),
+                     "model": model.state_dict(), "ema": ema.state_dict() if ema else None,
+                     "optimizer": optimizer.state_dict(), "rng": _rng_state(),
+                     "config": run_config,
+                     "mean": torch.from_numpy(np.asarray(dataset.mean, dtype=np.float32)),
+                     "std": torch.from_numpy(np.asarray(dataset.std, dtype=np.float32))}, path)
+        return path
+
+    # A resumed log keeps the rows up to the checkpoint except a run-end row between two
+    # log_every steps: the losses of that window are pending in the checkpoint and go into the
+    # next regular row, as in an uninterrupted run. Rows written after the checkpoint go.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / LOSS_FILE
+    rows, window = [], []
+    if start > 0:
+        rows = [r for r in _read_log(log_path, up_to=start) if r["step"] % cfg.log_every == 0
+                or r["step"] < start]
+        window = list(ckpt["pending_losses"].to(device))
+    _write_log(log_path, rows)
+
+    loader = DataLoader(items, batch_sampler=StepBatches(cfg.seed, start, cfg.steps,
+                                                         cfg.batch_size, len(items)),
+                        collate_fn=collate_items, num_workers=cfg.num_workers,
+                        # its own generator: creating the iterator must not draw from torch's
+                        generator=torch.Generator().manual_seed(cfg.seed))
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=start, desc="training", disable=not progress)
+    with open(log_path, "a", newline="") as log_file:
+        log = csv.DictWriter(log_file, LOSS_FIELDS)
+        for step, batch in enumerate(loader, start=start + 1):
+            grade = batch["grade"].to(device) if conditioning.grade_token else None
+            loss = train_step(model, diffusion, optimizer, batch["motion"].to(device),
+                              batch["mask"].to(device), table[batch["text_id"].to(device)],
+                              grade, cfg.grad_clip)
+            if ema is not None:
+                update_ema(ema, model, cfg.ema_decay)
+            window.append(loss)
+            elapsed = seconds_before + time.perf_counter() - t0
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                row = {"step": step, "loss": torch.stack(window).mean().item(), "lr": cfg.lr,
+                       "seconds": round(elapsed, 3)}
+                log.writerow(row)
+                log_file.flush()
+                rows.append(row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                if step % cfg.log_every == 0:
+                    window = []
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                save(step, elapsed, window)
+            bar.update(1)
+    bar.close()
+
+    final = latest_checkpoint(run_dir)
+    summary = {"steps": cfg.steps, "resumed_from": start, "final_loss": rows[-1]["loss"] if rows
+               else None, "seconds": rows[-1]["seconds"] if rows else seconds_before,
+               "checkpoint": final.name if final else None,
+               "device": str(device), "parameters": model.param_count(),
+               "n_items": len(items), "n_captions": len(captions), "config": run_config}
+    tmp = run_dir / (SUMMARY_FILE + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, run_dir / SUMMARY_FILE)
+    return rows

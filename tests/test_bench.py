@@ -1,0 +1,40 @@
+"""The benchmark runs end to end on a tiny model and writes its JSON (speedups not asserted:
+they are measurements, and a tiny model on a busy test machine says nothing about them)."""
+import json
+
+import torch
+
+from fmsnb.bench import BenchConfig, run_bench
+from fmsnb.mdm import MDMConfig
+from test_train import FakeEncoder
+
+torch.set_num_threads(1)
+
+
+def test_bench_runs_and_writes_the_json(tmp_path):
+    cfg = BenchConfig(model=MDMConfig(latent_dim=16, layers=1, heads=2, ff_size=32, max_len=48),
+                      batch_size=4, train_frames=48, train_steps=2, n_motions=3,
+                      sample_frames=20, mdm_steps=40, mdm_steps_timed=4, ddim_steps=5)
+    encoder = FakeEncoder()
+    result = run_bench(cfg, tmp_path / "bench" / "bench.json", encoder=encoder, progress=False)
+    saved = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    for key in ("sampling_speedup", "training_speedup", "training", "sampling", "model",
+                "parameters", "batch_size", "device", "torch_threads", "date"):
+        assert key in saved
+    assert saved["model"]["text_dim"] == encoder.dim and saved["parameters"] > 0
+    assert saved["training_speedup"] > 0 and saved["sampling_speedup"] > 0
+    mdm, ours = saved["sampling"]["mdm"], saved["sampling"]["ours"]
+    assert mdm["steps_timed"] == 4 == len(mdm["seconds_per_step"]["all"])
+    assert "extrapolates" in mdm["note"]
+    # Extrapolated: one step's time times the 40 steps, shared by the 3 motions.
+    assert abs(mdm["seconds_per_motion"]["min"] - mdm["seconds_per_step"]["min"] * 40 / 3) < 1e-9
+    assert len(ours["seconds_per_run"]["all"]) == cfg.repeats
+    assert abs(saved["sampling_speedup"] - mdm["seconds_per_motion"]["min"]
+               / ours["seconds_per_motion"]["min"]) < 1e-9
+    steps = saved["training"]["seconds_per_step"]
+    assert set(steps) == {"cached", "reencoded"} and len(steps["cached"]["all"]) == 2
+    # Encoder calls: training precomputes once and re-encodes in each of its 2 + 1 warm-up
+    # steps; sampling encodes once per cached call (warm-up, 3 runs of ours) and twice per
+    # MDM step.
+    assert encoder.calls == 1 + 3 + 1 + 3 + 2 * 4

@@ -1,0 +1,82 @@
+"""Tests of sampling: shapes and lengths, determinism for a seed, grade and length checks, and
+the files a saved sample leaves. Tiny untrained model, few DDIM steps, CPU."""
+import numpy as np
+import pytest
+import torch
+
+from fmsnb.sample import generate, save_sample, to_joints
+from fmsnb.text import CaptionCache
+from test_train import MAX_LEN, FakeEncoder, tiny_diffusion, tiny_model
+
+torch.set_num_threads(1)
+
+MEAN = np.linspace(-1, 1, 263).astype(np.float32)
+STD = np.linspace(0.5, 2, 263).astype(np.float32)
+
+
+def sample(captions, lengths, model=None, **kw):
+    kw = {"steps": 3, "mean": MEAN, "std": STD, "seed": 0, "batch_size": 2, "progress": False,
+          **kw}
+    return generate(model or tiny_model().eval(), tiny_diffusion(), CaptionCache(FakeEncoder()),
+                    captions, lengths, **kw)
+
+
+def test_shapes_lengths_and_determinism():
+    captions = ["a person walks", "a person jumps", "a person waves"]
+    lengths = [40, 12, MAX_LEN]
+    out = sample(captions, lengths)
+    assert [f.shape for f in out] == [(n, 263) for n in lengths]
+    assert all(f.dtype == np.float32 and np.isfinite(f).all() for f in out)
+    again = sample(captions, lengths)
+    assert all(np.array_equal(a, b) for a, b in zip(out, again))
+    other = sample(captions, lengths, seed=1)
+    assert not np.allclose(out[0], other[0])
+    # Denormalised: the model's normalised output scaled by std and shifted by mean.
+    raw = sample(captions, lengths, mean=np.zeros(263), std=np.ones(263))
+    assert all(np.allclose(f, r * STD + MEAN, atol=1e-5) for f, r in zip(out, raw))
+    joints = to_joints(out[0])
+    assert joints.shape == (40, 22, 3) and np.isfinite(joints).all()
+
+
+def test_grades_reach_the_grade_token():
+    model = tiny_model(n_grades=3).eval()
+    with torch.no_grad():              # an untrained embedding is random; make it matter
+        model.grade_emb.weight.mul_(10)
+    # Same seed, so the same noise per row: only the second row's grade differs.
+    a = sample(["a person squats"] * 2, [16, 16], model=model, grades=[1, 3])
+    b = sample(["a person squats"] * 2, [16, 16], model=model, grades=[1, 1])
+    assert np.allclose(a[0], b[0], atol=1e-5) and not np.allclose(a[1], b[1], atol=1e-3)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"lengths": [0]}, "lengths must be"),
+    ({"lengths": [MAX_LEN + 1]}, f"1..{MAX_LEN}"),
+    ({"lengths": [2.5]}, "whole numbers"),
+    ({"lengths": [10, 10]}, "one length per caption"),
+    ({"grades": [2]}, "no grade token"),
+])
+def test_bad_requests_raise(kw, message):
+    kw = {"captions": ["a person walks"], "lengths": [10], **kw}
+    with pytest.raises(ValueError, match=message):
+        sample(**kw)
+
+
+@pytest.mark.parametrize("grades", [[0], [4], [True], [1, 2]])
+def test_bad_grades_raise(grades):
+    with pytest.raises(ValueError, match="grade"):
+        sample(["a person walks"], [10], model=tiny_model(n_grades=3).eval(), grades=grades)
+
+
+def test_save_sample_writes_the_files(tmp_path, shared_data):
+    features = np.load(shared_data / "humanml3d" / "new_joint_vecs" / "012314.npy")[:8]
+    paths = save_sample(tmp_path / "out", "walk", features)
+    assert np.array_equal(np.load(paths["features"]), features)
+    expected = np.load(shared_data / "humanml3d" / "new_joints" / "012314.npy")[:8]
+    assert np.allclose(np.load(paths["joints"]), expected, atol=1e-5)
+    assert paths["animation"].stat().st_size > 0 and paths["animation"].stem == "walk"
+    only_npy = save_sample(tmp_path / "b", "x", features, to_joints(features), animate=False)
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["x_features.npy",
+                                                                  "x_joints.npy"]
+    assert "animation" not in only_npy
+    with pytest.raises(ValueError, match="do not match"):
+        save_sample(tmp_path / "c", "x", features, np.zeros((5, 22, 3)))
