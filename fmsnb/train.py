@@ -457,9 +457,14 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
         log = csv.DictWriter(log_file, LOSS_FIELDS)
         for step, batch in enumerate(loader, start=start + 1):
             grade = batch["grade"].to(device) if conditioning.grade_token else None
-            loss = train_step(model, diffusion, optimizer, batch["motion"].to(device),
-                              batch["mask"].to(device), table[batch["text_id"].to(device)],
-                              grade, cfg.grad_clip)
+            motion, mask = batch["motion"], batch["mask"]
+            if model.cfg.mask_padding:
+                # Padding is masked out of attention and loss: frames past the batch's longest
+                # clip change nothing but cost time, so they are dropped.
+                longest = int(batch["length"].max())
+                motion, mask = motion[:, :longest], mask[:, :longest]
+            loss = train_step(model, diffusion, optimizer, motion.to(device), mask.to(device),
+                              table[batch["text_id"].to(device)], grade, cfg.grad_clip)
             if ema is not None:
                 update_ema(ema, model, cfg.ema_decay)
             window.append(loss)

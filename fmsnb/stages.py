@@ -1,0 +1,189 @@
+"""The stages of a run, driven by its profile: pretraining, fine-tuning, and sampling the models.
+
+A run has one base model, pretrained on the HumanML3D-layout corpus with plain captions, and one
+fine-tuned model per conditioning style of the profile (`numerical`, `textual`, `token`), each
+started from the base model's weights and trained on the aligned FMS corpus. Their checkpoints
+live in `runs/<profile>/models/<name>/`; every stage resumes where an earlier call stopped, so
+re-running a chapter continues or reuses training instead of repeating it. `Generator` wraps a
+trained model for sampling: free captions for the T2M metrics, and (movement, grade) requests,
+captioned the way that model was trained, for the FMS chapters. The notebooks and the command
+line call these same functions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from fmsnb import corpora
+from fmsnb.captions import GRADES, STYLES, check_grade, check_style, condition, movement_captions
+from fmsnb.align import read_fms_meta
+from fmsnb.config import Profile
+from fmsnb.dataset import MotionDataset, read_split
+from fmsnb.fms import MOVEMENTS
+from fmsnb.diffusion import GaussianDiffusion
+from fmsnb.mdm import MDM, MDMConfig
+from fmsnb.sample import generate
+from fmsnb.text import CaptionCache, load_encoder
+from fmsnb.train import (latest_checkpoint, load_checkpoint, load_model, read_grades, train)
+
+BASE = "base"
+
+
+def model_names(cfg: Profile) -> list[str]:
+    """The run's models: the base model, then one per fine-tuning style."""
+    return [BASE, *cfg.styles]
+
+
+def model_dir(cfg: Profile, name: str) -> Path:
+    return cfg.run_dir / "models" / name
+
+
+def text_cache(cfg: Profile) -> CaptionCache:
+    """The profile's frozen text encoder behind a caption cache kept in the run directory."""
+    weights = cfg.text.weights
+    if weights and cfg.data_root and not Path(weights).is_absolute():
+        weights = str(Path(cfg.data_root) / weights)
+    return CaptionCache(load_encoder(cfg.text.encoder, weights), cfg.run_dir / "cache")
+
+
+def model_config(cfg: Profile, text_dim: int, style: str = "none") -> MDMConfig:
+    """The profile's MDM settings for an encoder of `text_dim` and a conditioning style."""
+    return replace(cfg.model, text_dim=text_dim, n_grades=3 if check_style(style).grade_token else 0)
+
+
+def trained_checkpoint(cfg: Profile, name: str) -> Path:
+    """The latest checkpoint of model `name`; an error saying which stage to run if none."""
+    path = latest_checkpoint(model_dir(cfg, name))
+    if path is None:
+        stage = "pretraining" if name == BASE else f"fine-tuning with style {name!r}"
+        raise FileNotFoundError(f"no checkpoint in {model_dir(cfg, name)}: run {stage} first "
+                                f"(python -m fmsnb {'pretrain' if name == BASE else 'finetune'} "
+                                f"--profile {cfg.name})")
+    return path
+
+
+def pretrain(cfg: Profile, progress: bool = True) -> list[dict]:
+    """Train (or resume) the base model on the HumanML3D-layout train split; the loss log."""
+    data = read_split(corpora.humanml3d_root(cfg, progress), "train", progress=progress)
+    cache = text_cache(cfg)
+    model = MDM(model_config(cfg, cache.encoder.dim))
+    return train(model, GaussianDiffusion(cfg.diffusion), MotionDataset(data, seed=cfg.seed),
+                 cache, cfg.pretrain, model_dir(cfg, BASE), resume=True, progress=progress)
+
+
+def finetune(cfg: Profile, style: str, progress: bool = True) -> list[dict]:
+    """Fine-tune (or resume) the base model on the FMS corpus with one conditioning style.
+
+    The FMS clips are normalised with the base model's own mean/std: the model reads features
+    in the representation it was pretrained on, whatever corpus they come from.
+    """
+    if style == "none":
+        raise ValueError("style 'none' is the base model's; fine-tune with one of "
+                         f"{[s for s in STYLES if s != 'none']}")
+    base = trained_checkpoint(cfg, BASE)
+    ckpt = load_checkpoint(base)
+    root = corpora.fms_corpus_root(cfg, progress)
+    data = read_split(root, "train", mean=ckpt["mean"].numpy(), std=ckpt["std"].numpy(),
+                      progress=progress)
+    cache = text_cache(cfg)
+    model = MDM(model_config(cfg, cache.encoder.dim, style))
+    return train(model, GaussianDiffusion(cfg.diffusion), MotionDataset(data, seed=cfg.seed),
+                 cache, cfg.finetune, model_dir(cfg, style), resume=True, style=style,
+                 grades=read_grades(root), init_from=base, progress=progress)
+
+
+def fms_lengths(cfg: Profile) -> dict[str, int]:
+    """Per movement, the median length (frames) of its real FMS training clips, capped at the
+    model's maximum: generated FMS motions take the length of a typical real one."""
+    root = corpora.fms_corpus_root(cfg, progress=False)
+    meta = read_fms_meta(root)
+    train_names = set((root / "train.txt").read_text().split())
+    lengths: dict[str, list[int]] = {}
+    for name, info in meta.items():
+        if name in train_names:
+            lengths.setdefault(info["movement"], []).append(int(info["frames"]) - 1)
+    overall = np.median([n for v in lengths.values() for n in v])
+    return {m: int(min(np.median(lengths.get(m, [overall])) // 4 * 4, cfg.model.max_len))
+            for m in MOVEMENTS}
+
+
+@dataclass
+class Generator:
+    """A trained model ready to sample, with the caption style it was trained with."""
+    name: str
+    style: str
+    model: MDM
+    diffusion: GaussianDiffusion
+    cache: CaptionCache
+    mean: np.ndarray
+    std: np.ndarray
+    cfg: Profile
+
+    def generate(self, captions: list[str], lengths: list[int], seed: int = 0,
+                 grades=None, progress: bool = False) -> list[np.ndarray]:
+        """De-normalised features (T_i, 263) for captions as given (no grade styling)."""
+        s = self.cfg.sampling
+        return generate(self.model, self.diffusion, self.cache, captions, lengths, grades,
+                        guidance=s.guidance, sampler=s.sampler, steps=s.steps, mean=self.mean,
+                        std=self.std, seed=seed, batch_size=s.batch_size, progress=progress)
+
+    def caption(self, movement: str, grade: int) -> str:
+        """The caption this model is asked with for an FMS movement at a grade: the plain one
+        for the base and token models, the grade-styled one for numerical and textual."""
+        plain = movement_captions(movement)[0]
+        if self.style in ("none", "token"):
+            return plain
+        return condition(plain, grade, self.style)
+
+    def generate_fms(self, movements: list[str], grades: list[int], lengths: list[int],
+                     seed: int = 0, progress: bool = False) -> list[np.ndarray]:
+        """Motions of FMS movements at requested grades (1..3)."""
+        grades = [check_grade(g) for g in grades]
+        captions = [self.caption(m, g) for m, g in zip(movements, grades)]
+        token = grades if STYLES[self.style].grade_token else None
+        return self.generate(captions, lengths, seed, token, progress)
+
+
+def load_generator(cfg: Profile, name: str, device=None) -> Generator:
+    """Model `name` (`base` or a style) from its latest checkpoint (EMA weights if any)."""
+    model, diffusion, ckpt = load_model(trained_checkpoint(cfg, name), device=device)
+    style = "none" if name == BASE else name
+    cache = text_cache(cfg)
+    if cache.encoder.dim != model.cfg.text_dim:
+        raise ValueError(f"model {name} expects {model.cfg.text_dim}-d text embeddings but the "
+                         f"profile's encoder {cfg.text.encoder!r} gives {cache.encoder.dim}-d")
+    return Generator(name, style, model, diffusion, cache, ckpt["mean"].numpy(),
+                     ckpt["std"].numpy(), cfg)
+
+
+def generated_fms_set(cfg: Profile, name: str, progress: bool = True) -> dict:
+    """Model `name`'s generated FMS dataset: `per_cell` motions for every (movement, grade),
+    each of its movement's typical length (the paper: 40 per cell, 1,800 motions).
+
+    Returns features (list of (T_i, 263)), movements and grades (N,). Written once to
+    `runs/<profile>/generated/<name>.npz` and reused while the model and settings are unchanged.
+    """
+    path = cfg.run_dir / "generated" / f"{name}.npz"
+    checkpoint = trained_checkpoint(cfg, name)
+    stamp = f"{checkpoint.name}|{cfg.generation.per_cell}|{cfg.sampling}|{cfg.seed}"
+    if path.is_file():
+        saved = np.load(path)
+        if str(saved["stamp"]) == stamp:
+            split = np.cumsum(saved["lengths"])[:-1]
+            return {"features": np.split(saved["features"], split),
+                    "movements": saved["movements"], "grades": saved["grades"]}
+    lengths = fms_lengths(cfg)
+    cells = [(m, g) for m in MOVEMENTS for g in GRADES for _ in range(cfg.generation.per_cell)]
+    movements = np.array([m for m, _ in cells])
+    grades = np.array([g for _, g in cells])
+    features = load_generator(cfg, name).generate_fms(
+        list(movements), grades.tolist(), [lengths[m] for m in movements], seed=cfg.seed,
+        progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, features=np.concatenate(features), lengths=[len(f) for f in features],
+             movements=movements, grades=grades, stamp=stamp)
+    tmp.replace(path)
+    return {"features": features, "movements": movements, "grades": grades}

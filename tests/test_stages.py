@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from fmsnb import stages
+from fmsnb.config import load_profile
+
+TINY = """name: tiny
+standin: {clips_per_action: 1}
+fms_standin: {subjects: 3, max_episodes: 1}
+fms: {views: [front], mirror: false}
+model: {latent_dim: 16, layers: 1, heads: 2, ff_size: 32}
+pretrain: {steps: 4, batch_size: 4, checkpoint_every: 2, log_every: 2}
+finetune: {steps: 2, batch_size: 4, checkpoint_every: 2, log_every: 1}
+styles: [textual, token]
+sampling: {steps: 2}
+generation: {per_cell: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repo")
+    (root / "params").mkdir()
+    (root / "params" / "tiny.yml").write_text(TINY)
+    return load_profile("tiny", root=root)
+
+
+def test_finetuning_needs_the_base_model_first(cfg):
+    with pytest.raises(FileNotFoundError, match="pretrain"):
+        stages.finetune(cfg, "token", progress=False)
+
+
+def test_stages_train_resume_and_sample(cfg):
+    log = stages.pretrain(cfg, progress=False)
+    assert log[-1]["step"] == 4
+    assert stages.pretrain(cfg, progress=False)[-1]["step"] == 4     # finished: nothing redone
+    for style in cfg.styles:
+        assert stages.finetune(cfg, style, progress=False)[-1]["step"] == 2
+    with pytest.raises(ValueError, match="base model"):
+        stages.finetune(cfg, "none", progress=False)
+
+    textual = stages.load_generator(cfg, "textual")
+    assert textual.caption("m01", 1).startswith("an injured person")
+    token = stages.load_generator(cfg, "token")
+    assert token.caption("m01", 3) == stages.movement_captions("m01")[0]
+    out = token.generate_fms(["m01", "m01"], [1, 3], [40, 40])
+    assert [f.shape for f in out] == [(40, 263), (40, 263)]
+    assert not np.allclose(out[0], out[1])         # the grade token changes the motion
+
+    data = stages.generated_fms_set(cfg, "token", progress=False)
+    assert len(data["features"]) == 15 * 3 and sorted(set(data["grades"])) == [1, 2, 3]
+    again = stages.generated_fms_set(cfg, "token", progress=False)   # read back, not redone
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(data["features"], again["features"]))
+
+
+def test_lengths_per_movement_are_multiples_of_four(cfg):
+    lengths = stages.fms_lengths(cfg)
+    assert len(lengths) == 15 and all(n % 4 == 0 and 0 < n <= 196 for n in lengths.values())
