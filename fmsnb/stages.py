@@ -65,7 +65,7 @@ def trained_checkpoint(cfg: Profile, name: str) -> Path:
 
 
 def pretrain(cfg: Profile, progress: bool = True) -> list[dict]:
-    """Train (or resume) the base model on the HumanML3D-layout train split; the loss log."""
+    """Train (or continue) the base model on the HumanML3D-layout train split; the loss log."""
     data = read_split(corpora.humanml3d_root(cfg, progress), "train", progress=progress)
     cache = text_cache(cfg)
     model = MDM(model_config(cfg, cache.encoder.dim))
@@ -74,7 +74,7 @@ def pretrain(cfg: Profile, progress: bool = True) -> list[dict]:
 
 
 def finetune(cfg: Profile, style: str, progress: bool = True) -> list[dict]:
-    """Fine-tune (or resume) the base model on the FMS corpus with one conditioning style.
+    """Fine-tune (or continue fine-tuning) the base model on the FMS corpus with one style.
 
     The FMS clips are normalised with the base model's own mean/std: the model reads features
     in the representation it was pretrained on, whatever corpus they come from.

