@@ -106,8 +106,10 @@ class Profile:
 
     @property
     def run_dir(self) -> Path:
-        """Where this profile's artefacts go: `runs/<profile>/` under the repository root."""
-        return self.root / "runs" / self.name
+        """Where this profile's artefacts go: `runs/<profile>/` under the repository root, or
+        under $FMSNB_RUNS when set (separate runs of one checkout, e.g. parallel test runs)."""
+        runs = Path(os.environ["FMSNB_RUNS"]) if os.environ.get("FMSNB_RUNS") else self.root / "runs"
+        return runs / self.name
 
     @property
     def uses_real_data(self) -> bool:
