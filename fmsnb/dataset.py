@@ -403,10 +403,15 @@ class MotionDataset(Dataset):
         return len(self.data.items)
 
     def __getitem__(self, index: int) -> dict:
+        return self.draw(index, self.rng)
+
+    def draw(self, index: int, rng: np.random.Generator) -> dict:
+        """Item `index` with its caption and crop drawn from `rng` (the training loop passes a
+        generator seeded per step, so that batches do not depend on what was read before)."""
         item = self.data.items[index]
-        caption = item.captions[self.rng.integers(len(item.captions))]
-        length = crop_length(len(item.motion), self.rng, self.unit_length, self.max_len)
-        start = self.rng.integers(len(item.motion) - length + 1)
+        caption = item.captions[rng.integers(len(item.captions))]
+        length = crop_length(len(item.motion), rng, self.unit_length, self.max_len)
+        start = rng.integers(len(item.motion) - length + 1)
         motion = np.zeros((self.max_len, N_FEATURES), dtype=np.float32)
         motion[:length] = (item.motion[start:start + length] - self.mean) / self.std
         return {"motion": torch.from_numpy(motion), "length": int(length),

@@ -150,8 +150,7 @@ class ConditionedItems(Dataset):
 
     def __getitem__(self, key: tuple[int, int, int]) -> dict:
         step, slot, index = key
-        self.data.rng = np.random.default_rng([self.seed, 1, step, slot])
-        item = self.data[index]
+        item = self.data.draw(index, np.random.default_rng([self.seed, 1, step, slot]))
         clip = self.data.data.items[index].clip
         return {"motion": item["motion"], "length": item["length"],
                 "text_id": self.text_ids[self.caption(item["caption"], clip)],
