@@ -2,11 +2,14 @@
 
 One run on one machine (on the CPU) and one model size measures two things against MDM's
 released way of working. (a) Training throughput (samples/s) when caption embeddings come from
-the cache versus re-encoding the batch's captions with the real text encoder at every step, as
-MDM does. (b) Sampling wall time per motion: MDM's 1000-step ancestral sampler that evaluates
-the conditional and unconditional predictions in two separate forward passes and encodes the
-captions inside each of them, versus our DDIM sampler (50 steps) with both guidance halves in
-one batched forward and the captions encoded once. MDM's 1000 steps are timed on a subset
+the cache versus re-encoding the batch's captions at every step, as MDM does. (b) Sampling wall
+time per motion: MDM's 1000-step ancestral sampler that evaluates the conditional and
+unconditional predictions in two separate forward passes and encodes the captions inside each
+of them, versus our DDIM sampler (50 steps) with both guidance halves in one batched forward and
+the captions encoded once. MDM's side encodes with MDM's encoder, CLIP ViT-B/32's text tower:
+with its real weights when given, else the same architecture with random weights, which costs
+the same time (the JSON says which); training is also timed re-encoding with our own encoder,
+so that the gain of caching alone is on record too. MDM's 1000 steps are timed on a subset
 (`mdm_steps_timed`) and extrapolated linearly, which holds because every step does the same
 work; the JSON says so. Each timing is repeated and the fastest repeat, the least disturbed by
 other processes, gives the speedups (medians are kept beside). Motions are random normalised
@@ -32,14 +35,15 @@ from fmsnb.diffusion import DiffusionConfig, GaussianDiffusion
 from fmsnb.fms import MOVEMENTS
 from fmsnb.mdm import MDM, MDMConfig
 from fmsnb.sample import generate
-from fmsnb.text import CaptionCache, load_encoder
+from fmsnb.text import CaptionCache, ClipEncoder, load_encoder, random_clip_encoder
 from fmsnb.train import train_step
 
 
 @dataclass
 class BenchConfig:
     model: MDMConfig = field(default_factory=MDMConfig)   # text_dim follows the encoder
-    encoder: str = "minilm"
+    encoder: str = "minilm"       # ours, cached
+    clip_weights: str | None = None   # MDM's CLIP ViT-B/32; None: its architecture, random weights
     batch_size: int = 32          # training batch
     train_frames: int = 196       # training pads motions to this many frames
     train_steps: int = 10         # timed steps per variant (after one warm-up step each)
@@ -73,24 +77,28 @@ def _stats(seconds: list[float]) -> dict:
             "all": [float(x) for x in seconds]}
 
 
-def bench_training(model, diffusion, encoder, cfg: BenchConfig, pool: list[str],
+def bench_training(models: dict, diffusion, encoders: dict, cfg: BenchConfig, pool: list[str],
                    progress: bool) -> dict:
-    """Seconds per training step (embedding included) with cached embeddings and with per-step
-    encoding; the variants alternate step by step so that changes in machine load hit both."""
+    """Seconds per training step (embedding included): `cached` (our model, our encoder's
+    embeddings from the cache), `reencoded` (MDM's encoder at every step, as MDM trains) and
+    `reencoded_same_encoder` (our encoder at every step). The variants alternate step by step
+    so that changes in machine load hit all of them."""
     rng = np.random.default_rng(cfg.seed)
-    cache = CaptionCache(encoder)
+    cache = CaptionCache(encoders["ours"])
     cache.precompute(pool)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    model.train()
-    texts = {"cached": cache.get, "reencoded": encoder.encode}
-    times = {k: [] for k in texts}
+    variants = {"cached": ("ours", cache.get), "reencoded": ("mdm", encoders["mdm"].encode),
+                "reencoded_same_encoder": ("ours", encoders["ours"].encode)}
+    optimizers = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in models.items()}
+    for m in models.values():
+        m.train()
+    times = {k: [] for k in variants}
     for i in tqdm(range(cfg.train_steps + 1), desc="bench training", disable=not progress):
-        for name, embed in texts.items():
+        for name, (which, embed) in variants.items():
             motion, mask, captions = _batch(cfg.batch_size, cfg.train_frames, rng, pool,
                                             cfg.model.n_feats)
             t0 = time.perf_counter()
-            train_step(model, diffusion, optimizer, motion, mask, embed(captions))
-            if i > 0:                              # step 0 warms up both variants
+            train_step(models[which], diffusion, optimizers[which], motion, mask, embed(captions))
+            if i > 0:                              # step 0 warms up every variant
                 times[name].append(time.perf_counter() - t0)
     per_step = {k: _stats(v) for k, v in times.items()}
     return {"batch_size": cfg.batch_size, "frames": cfg.train_frames,
@@ -122,19 +130,22 @@ def mdm_step_seconds(model, diffusion, encoder, captions: list[str], mask: torch
     return seconds
 
 
-def bench_sampling(model, diffusion, encoder, cfg: BenchConfig, pool: list[str],
+def bench_sampling(models: dict, diffusion, encoders: dict, cfg: BenchConfig, pool: list[str],
                    progress: bool) -> dict:
-    """Seconds per motion: MDM's 1000-step sampler (timed subset, extrapolated) versus ours."""
+    """Seconds per motion: MDM's 1000-step sampler with its encoder (timed subset,
+    extrapolated) versus ours."""
     rng = np.random.default_rng(cfg.seed + 1)
     captions = [pool[i] for i in rng.integers(len(pool), size=cfg.n_motions)]
     lengths = [cfg.sample_frames] * cfg.n_motions
     mask = torch.ones(cfg.n_motions, cfg.sample_frames, dtype=torch.bool)
+    model, encoder = models["ours"], encoders["ours"]
     model.eval()
     mean, std = np.zeros(cfg.model.n_feats), np.ones(cfg.model.n_feats)
     # Warm-up of both paths (allocator, thread pools) on a throw-away call.
     generate(model, diffusion, CaptionCache(encoder), captions[:1], lengths[:1], steps=1,
              guidance=cfg.guidance, mean=mean, std=std, progress=False)
-    mdm = _stats(mdm_step_seconds(model, diffusion, encoder, captions, mask, cfg, progress))
+    mdm = _stats(mdm_step_seconds(models["mdm"], diffusion, encoders["mdm"], captions, mask, cfg,
+                                  progress))
     ours = []
     for _ in range(cfg.repeats):
         t0 = time.perf_counter()
@@ -161,38 +172,51 @@ def bench_sampling(model, diffusion, encoder, cfg: BenchConfig, pool: list[str],
     }
 
 
-def run_bench(cfg: BenchConfig, out_path, encoder=None, progress: bool = True) -> dict:
+def run_bench(cfg: BenchConfig, out_path, encoder=None, mdm_encoder=None,
+              progress: bool = True) -> dict:
     """Measure (a) training and (b) sampling speed, write them as JSON to out_path, return them.
 
-    encoder: a loaded text encoder (default: `load_encoder(cfg.encoder)`); the model's text_dim
-    is set to its dimension. Keys: training_speedup, sampling_speedup, training, sampling,
+    encoder: our loaded text encoder (default: `load_encoder(cfg.encoder)`); mdm_encoder: the
+    one MDM's way re-encodes with (default: CLIP ViT-B/32, real weights from cfg.clip_weights or
+    random ones). Each side's model takes its encoder's text_dim; everything else is equal. Keys: training_speedup, sampling_speedup, training, sampling,
     model, parameters, batch sizes, device, torch_threads, date.
     """
     encoder = encoder if encoder is not None else load_encoder(cfg.encoder)
+    if mdm_encoder is None:
+        mdm_encoder = (load_encoder("clip", cfg.clip_weights) if cfg.clip_weights
+                       else random_clip_encoder())
+    mdm_text = ("CLIP ViT-B/32 text tower, real weights" if cfg.clip_weights else
+                "CLIP ViT-B/32 text tower with random weights (same architecture and cost; "
+                "the real weights cannot be downloaded here)") \
+        if isinstance(mdm_encoder, ClipEncoder) else mdm_encoder.key
     cfg = replace(cfg, model=replace(cfg.model, text_dim=encoder.dim))
     if not 1 <= cfg.mdm_steps_timed <= cfg.mdm_steps:
         raise ValueError(f"mdm_steps_timed must be in 1..{cfg.mdm_steps}, got "
                          f"{cfg.mdm_steps_timed}")
     torch.manual_seed(cfg.seed)
-    model = MDM(cfg.model)
+    models = {"ours": MDM(cfg.model),
+              "mdm": MDM(replace(cfg.model, text_dim=mdm_encoder.dim))}
+    encoders = {"ours": encoder, "mdm": mdm_encoder}
     diffusion = GaussianDiffusion(DiffusionConfig(steps=cfg.mdm_steps))
     pool = bench_captions()
     load_before = os.getloadavg()
-    training = bench_training(model, diffusion, encoder, cfg, pool, progress)
-    sampling = bench_sampling(model, diffusion, encoder, cfg, pool, progress)
+    training = bench_training(models, diffusion, encoders, cfg, pool, progress)
+    sampling = bench_sampling(models, diffusion, encoders, cfg, pool, progress)
     steps, mdm, ours = (training["seconds_per_step"], sampling["mdm"]["seconds_per_motion"],
                         sampling["ours"]["seconds_per_motion"])
     result = {
         "training_speedup": steps["reencoded"]["min"] / steps["cached"]["min"],
         "sampling_speedup": mdm["min"] / ours["min"],
         "training_speedup_median": steps["reencoded"]["median"] / steps["cached"]["median"],
+        "training_speedup_same_encoder": steps["reencoded_same_encoder"]["min"]
+        / steps["cached"]["min"],
         "sampling_speedup_median": mdm["median"] / ours["median"],
         "timing": "wall clock; each timing is repeated (training steps, MDM sampling steps, "
                   "whole DDIM runs) and the speedups use the fastest repeat, the one least "
                   "disturbed by other processes on the machine; *_median beside",
         "training": training, "sampling": sampling,
-        "model": asdict(cfg.model), "parameters": model.param_count(),
-        "encoder": encoder.key, "batch_size": cfg.batch_size, "n_motions": cfg.n_motions,
+        "model": asdict(cfg.model), "parameters": models["ours"].param_count(),
+        "encoder": encoder.key, "mdm_encoder": mdm_text, "batch_size": cfg.batch_size, "n_motions": cfg.n_motions,
         "device": "cpu", "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__, "cpu": platform.processor() or platform.machine(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -209,6 +209,25 @@ def read_clip_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
+# CLIP ViT-B/32's hyper-parameters: embed_dim, image_resolution, vision_layers, vision_width,
+# vision_patch_size, context_length, vocab_size, transformer_width, heads, layers.
+VIT_B32 = (512, 224, 12, 768, 32, 77, 49408, 512, 8, 12)
+
+
+def random_clip_encoder(device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
+                        seed: int = 0) -> ClipEncoder:
+    """CLIP ViT-B/32 with RANDOM weights: the text tower MDM runs, for timing only.
+
+    Its speed does not depend on the weights, which cannot be downloaded here; its embeddings
+    mean nothing, so it is never a text encoder for training or sampling.
+    """
+    model_module, tokenizer_module = clip_parts()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = model_module.CLIP(*VIT_B32)
+    return ClipEncoder(model, tokenizer_module.SimpleTokenizer(), device, batch_size)
+
+
 def _load_clip(weights, device: str, batch_size: int) -> ClipEncoder:
     if weights is not None:
         state = read_clip_state_dict(weights)  # a missing file is reported before the package

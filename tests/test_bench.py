@@ -15,12 +15,14 @@ def test_bench_runs_and_writes_the_json(tmp_path):
     cfg = BenchConfig(model=MDMConfig(latent_dim=16, layers=1, heads=2, ff_size=32, max_len=48),
                       batch_size=4, train_frames=48, train_steps=2, n_motions=3,
                       sample_frames=20, mdm_steps=40, mdm_steps_timed=4, ddim_steps=5)
-    encoder = FakeEncoder()
-    result = run_bench(cfg, tmp_path / "bench" / "bench.json", encoder=encoder, progress=False)
+    encoder, mdm_encoder = FakeEncoder(), FakeEncoder()
+    result = run_bench(cfg, tmp_path / "bench" / "bench.json", encoder=encoder,
+                       mdm_encoder=mdm_encoder, progress=False)
     saved = json.loads((tmp_path / "bench" / "bench.json").read_text())
     assert saved == json.loads(json.dumps(result))
-    for key in ("sampling_speedup", "training_speedup", "training", "sampling", "model",
-                "parameters", "batch_size", "device", "torch_threads", "date"):
+    for key in ("sampling_speedup", "training_speedup", "training_speedup_same_encoder",
+                "training", "sampling", "model", "parameters", "batch_size", "device",
+                "torch_threads", "date", "mdm_encoder"):
         assert key in saved
     assert saved["model"]["text_dim"] == encoder.dim and saved["parameters"] > 0
     assert saved["training_speedup"] > 0 and saved["sampling_speedup"] > 0
@@ -33,8 +35,10 @@ def test_bench_runs_and_writes_the_json(tmp_path):
     assert abs(saved["sampling_speedup"] - mdm["seconds_per_motion"]["min"]
                / ours["seconds_per_motion"]["min"]) < 1e-9
     steps = saved["training"]["seconds_per_step"]
-    assert set(steps) == {"cached", "reencoded"} and len(steps["cached"]["all"]) == 2
-    # Encoder calls: training precomputes once and re-encodes in each of its 2 + 1 warm-up
-    # steps; sampling encodes once per cached call (warm-up, 3 runs of ours) and twice per
-    # MDM step.
-    assert encoder.calls == 1 + 3 + 1 + 3 + 2 * 4
+    assert set(steps) == {"cached", "reencoded", "reencoded_same_encoder"}
+    assert len(steps["cached"]["all"]) == 2
+    # Our encoder: precomputed once for training, re-encoded in each of the 2 + 1 warm-up
+    # steps of the same-encoder variant, and once per cached sampling call (warm-up, 3 runs).
+    assert encoder.calls == 1 + 3 + 1 + 3
+    # MDM's encoder: every step of the re-encoding variant, and twice per MDM sampling step.
+    assert mdm_encoder.calls == 3 + 2 * 4

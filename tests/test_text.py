@@ -239,3 +239,11 @@ def test_clip_rejects_files_that_are_not_clip(tmp_path):
     torch.save({"text_projection": torch.zeros(4, 4)}, partial)
     with pytest.raises(ValueError, match=str(partial)):
         load_encoder("clip", weights=partial)
+
+
+@needs_clip
+def test_random_clip_encoder_has_vit_b32_text_shape():
+    encoder = text.random_clip_encoder()
+    out = encoder.encode(["a person walks forward", "a person jumps"])
+    assert out.shape == (2, 512) and out.dtype == torch.float32
+    assert sum(p.numel() for p in encoder.model.transformer.parameters()) > 30_000_000
