@@ -39,8 +39,11 @@ Conventions (all arrays float64, vectorised over T frames):
   origin. Feet can be placed two ways: author joint angles alone and let `Keypoints.on_floor`
   and `Keypoints.plant_feet` fix the vertical and horizontal placement from the feet, or author
   the pelvis path and footprints and let `solve_legs` (leg inverse kinematics, feet flat or
-  pitched) find hip, knee and ankle angles; `rolled_ankle` rolls a planted foot on its heel or
-  ball. `angles_from_quats` inverts `joint_quats` (anatomical angles <-> local rotations).
+  pitched, the knee set by the hip twist or bent towards a pole direction) find hip, knee and
+  ankle angles; `rolled_ankle` rolls a planted foot on its heel or ball, `toe_ankle` places a
+  foot by its toe point. `solve_arms` does the same for the hands (wrist targets, elbow pole
+  directions). `angles_from_quats` inverts `joint_quats` (anatomical angles <-> local
+  rotations).
 """
 from __future__ import annotations
 
@@ -148,11 +151,22 @@ def _side(x: float, side: str) -> float:
     return x if side == "l" else -x
 
 
+def _foot_points(shape: BodyShape) -> dict[str, np.ndarray]:
+    """Landmarks of the foot (3,) in the ankle segment's frame: the heel and the ball under the
+    toes at sole level, and the toe point (the `foot` keypoint, the Kinect FOOT joint) a little
+    above the sole."""
+    s = shape
+    return {"heel": np.array([0.0, -s.ankle_height, -s.heel]),
+            "ball": np.array([0.0, -s.ankle_height, s.foot]),
+            "toe": np.array([0.0, -0.8 * s.ankle_height, s.foot])}
+
+
 def _layout(shape: BodyShape):
     """Rest geometry: pivot offsets {joint: (3,)} from the parent pivot, and keypoints
     {name: (segment, offset (3,))} relative to the pivot of the segment they ride on."""
     s = shape
     head = s.crown / 0.145          # face proportions follow the head size
+    foot = _foot_points(s)
     # A mild S-curve: the lumbar spine bows forward (lordosis), the thorax backward (kyphosis).
     pivots = {
         "pelvis": (0.0, 0.0, 0.0),
@@ -190,8 +204,8 @@ def _layout(shape: BodyShape):
             f"{side}_hand": (f"{side}_wrist", (0.0, -0.42 * s.hand, 0.0)),
             f"{side}_handtip": (f"{side}_wrist", (0.0, -s.hand, 0.01)),
             f"{side}_thumb": (f"{side}_wrist", (_side(-0.01, side), -0.3 * s.hand, 0.045)),
-            f"{side}_foot": (f"{side}_ankle", (0.0, -0.8 * s.ankle_height, s.foot)),
-            f"{side}_heel": (f"{side}_ankle", (0.0, -s.ankle_height, -s.heel)),
+            f"{side}_foot": (f"{side}_ankle", foot["toe"]),
+            f"{side}_heel": (f"{side}_ankle", foot["heel"]),
             f"{side}_eye": ("head", (_side(0.032, side) * head, 0.05 * head, 0.085 * head)),
             f"{side}_ear": ("head", (_side(0.075, side) * head, 0.035 * head, -0.005 * head)),
         })
@@ -300,7 +314,11 @@ def angles_from_quats(joint: str, quats: np.ndarray) -> np.ndarray:
 
     Abduction comes back in [-pi/2, pi/2], flexion and twist in (-pi, pi].
     """
-    m = to_matrix(np.asarray(quats, dtype=np.float64))
+    return _angles_from_matrix(joint, to_matrix(np.asarray(quats, dtype=np.float64)))
+
+
+def _angles_from_matrix(joint: str, m: np.ndarray) -> np.ndarray:
+    """Anatomical angles (T, 3) of `joint` whose local rotation matrix is m (T, 3, 3)."""
     # R = Rx(a) Rz(b) Ry(c) has R[0,1] = -sin b, R[2,1]/R[1,1] = tan a, R[0,2]/R[0,0] = tan c.
     a = np.arctan2(m[..., 2, 1], m[..., 1, 1])
     b = np.arcsin(np.clip(-m[..., 0, 1], -1.0, 1.0))
@@ -312,6 +330,13 @@ def _wrap(angle: np.ndarray) -> np.ndarray:
     return (angle + np.pi) % (2 * np.pi) - np.pi
 
 
+def _bend(upper: float, lower: float, reach: np.ndarray) -> np.ndarray:
+    """The middle joint's bend (T,) (0 = straight) with which a limb of segments `upper` and
+    `lower` spans `reach` (T,), by the law of cosines."""
+    return np.arccos(np.clip((reach ** 2 - upper ** 2 - lower ** 2) / (2 * upper * lower),
+                             -1.0, 1.0))
+
+
 def _leg_angles(shape: BodyShape, side: str, target: np.ndarray, twist: np.ndarray):
     """Hip (T, 3) and knee (T, 3) angles putting the ankle at `target` (T, 3), the ankle's
     offset from the hip in the pelvis frame, for a given hip twist (T,). Out of reach targets
@@ -319,7 +344,7 @@ def _leg_angles(shape: BodyShape, side: str, target: np.ndarray, twist: np.ndarr
     t, s = shape.thigh, shape.shank
     reach = np.clip(np.linalg.norm(target, axis=-1), abs(t - s) + 1e-6, (t + s) * (1 - 1e-9))
     target = target / np.linalg.norm(target, axis=-1, keepdims=True) * reach[:, None]
-    knee = np.pi - np.arccos(np.clip((t * t + s * s - reach ** 2) / (2 * t * s), -1.0, 1.0))
+    knee = _bend(t, s, reach)
     # The ankle relative to the hip with the knee bent and the hip twisted, before flex/abd.
     sf, sa, st = _signs(f"{side}_hip")
     shank = np.stack([np.zeros_like(knee), -s * np.cos(knee), -s * np.sin(knee)], -1)
@@ -337,38 +362,115 @@ def _leg_angles(shape: BodyShape, side: str, target: np.ndarray, twist: np.ndarr
     return hip, np.stack([knee, np.zeros_like(knee), np.zeros_like(knee)], -1)
 
 
+def _frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Orthonormal frames (T, 3, 3) with columns: a, b made orthogonal to a, and a x b."""
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b - (a * b).sum(-1, keepdims=True) * a
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return np.stack([a, b, np.cross(a, b)], axis=-1)
+
+
+def _pole_angles(joint: str, mid: str, target: np.ndarray, pole: np.ndarray, upper: float,
+                 lower: float) -> tuple[np.ndarray, np.ndarray]:
+    """Angles (T, 3) of `joint` and of `mid` (flexion only) putting the end pivot of the limb
+    joint -> mid -> end (segment lengths `upper`, `lower`) at `target` (T, 3), with the middle
+    joint bent towards the direction `pole` (T, 3); both are given in the frame of `joint`'s
+    parent segment, `target` relative to `joint`'s pivot. Out-of-reach targets get the
+    straightest reachable limb aimed at the target (short of fully straight, where the bend
+    plane and so the solution would be undefined)."""
+    length = np.linalg.norm(target, axis=-1)
+    reach = np.clip(length, abs(upper - lower) + 1e-3, 0.9995 * (upper + lower))
+    bend = _bend(upper, lower, reach)
+    bend3 = np.stack([bend, 0 * bend, 0 * bend], axis=-1)
+    # Wanted: middle joint on the pole's side of the root->end line, end on the target line.
+    axis = target / length[:, None]
+    cos_up = np.clip((upper ** 2 + reach ** 2 - lower ** 2) / (2 * upper * reach), -1, 1)
+    side = pole - (pole * axis).sum(-1, keepdims=True) * axis
+    side /= np.maximum(np.linalg.norm(side, axis=-1, keepdims=True), 1e-9)
+    middle = upper * (cos_up[:, None] * axis + np.sqrt(1 - cos_up ** 2)[:, None] * side)
+    # The same triangle with the joint at rest: upper segment down, lower one bent by `bend`.
+    rest_mid = np.broadcast_to([0.0, -upper, 0.0], target.shape)
+    rest_end = rest_mid + qrot(joint_quats(mid, bend3),
+                               np.broadcast_to([0.0, -lower, 0.0], target.shape))
+    m = _frame(middle, axis * reach[:, None]) @ np.swapaxes(_frame(rest_mid, rest_end), -1, -2)
+    return _angles_from_matrix(joint, m), bend3
+
+
+def _per_side(name: str, targets: Mapping[str, np.ndarray], T: int):
+    """(side, world position (T, 3)) pairs of a {"l"/"r": (3,) or (T, 3)} mapping."""
+    for side, target in targets.items():
+        if side not in ("l", "r"):
+            raise ValueError(f"{name} keys must be 'l' or 'r', got {side!r}")
+        yield side, np.broadcast_to(np.asarray(target, dtype=np.float64), (T, 3))
+
+
+def _foot_quat(heading: np.ndarray, pitch) -> np.ndarray:
+    """Global rotations (T, 4) of a foot pointing along `heading` (T,), its toes lifted by
+    `pitch` (scalar or (T,); negative: heel raised)."""
+    return qmul(qyaw(heading), _axis_quat(0, -np.broadcast_to(pitch, np.shape(heading))))
+
+
 def solve_legs(shape: BodyShape, rotations: Mapping[str, np.ndarray], root: np.ndarray,
                yaw: np.ndarray, ankles: Mapping[str, np.ndarray],
                toe_out: Mapping[str, np.ndarray] | None = None,
-               foot_pitch: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+               foot_pitch: Mapping[str, np.ndarray] | None = None,
+               knee_poles: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Leg inverse kinematics: the rotations with hip, knee and ankle angles that put each
     ankle of `ankles` {"l"/"r": world position (T, 3)} in place, the foot flat on the ground
     and pointing along the body's heading (yaw).
 
-    The hip twist given in `rotations` is kept. `toe_out` {side: radians} turns a foot's toes
-    away from the midline, `foot_pitch` {side: radians} lifts them (negative: heel raised).
-    For a flat foot on the floor put the ankle at y = shape.ankle_height. Feet authored this
-    way never slide, which makes squats, lunges and steps exact.
+    Where the knee points is set by the hip twist given in `rotations`, which is kept, or,
+    for the sides in `knee_poles` {side: world direction (3,) or (T, 3)}, by that direction:
+    the knee bends towards it (knees caving in, turned out, a leg folded under the body).
+    `toe_out` {side: radians} turns a foot's toes away from the midline, `foot_pitch`
+    {side: radians} lifts them (negative: heel raised). For a flat foot on the floor put the
+    ankle at y = shape.ankle_height. Feet authored this way never slide, which makes squats,
+    lunges and steps exact.
     """
     rotations = {k: np.asarray(v, dtype=np.float64) for k, v in rotations.items()}
     kp = pose(shape, rotations, root, yaw)
     T = len(kp.positions)
     pelvis = kp.quats[:, _INDEX["pelvis"]]
+    to_pelvis = qinv(pelvis)
     heading = np.broadcast_to(0.0 if yaw is None else yaw, (T,))
-    for side, ankle in ankles.items():
-        if side not in ("l", "r"):
-            raise ValueError(f"ankles keys must be 'l' or 'r', got {side!r}")
-        ankle = np.broadcast_to(np.asarray(ankle, dtype=np.float64), (T, 3))
-        twist = np.broadcast_to(rotations.get(f"{side}_hip", np.zeros(3)), (T, 3))[:, 2]
-        target = qrot(qinv(pelvis), ankle - kp[f"{side}_hip"])
-        hip, knee = _leg_angles(shape, side, target, twist)
+    poles = knee_poles or {}
+    for side, ankle in _per_side("ankles", ankles, T):
+        target = qrot(to_pelvis, ankle - kp[f"{side}_hip"])
+        if side in poles:
+            pole = qrot(to_pelvis, np.broadcast_to(poles[side], (T, 3)))
+            hip, knee = _pole_angles(f"{side}_hip", f"{side}_knee", target, pole, shape.thigh,
+                                     shape.shank)
+        else:
+            twist = np.broadcast_to(rotations.get(f"{side}_hip", np.zeros(3)), (T, 3))[:, 2]
+            hip, knee = _leg_angles(shape, side, target, twist)
         out = _side(1.0, side) * np.broadcast_to((toe_out or {}).get(side, 0.0), (T,))
-        pitch = np.broadcast_to((foot_pitch or {}).get(side, 0.0), (T,))
-        foot = qmul(qyaw(heading + out), _axis_quat(0, -pitch))
+        foot = _foot_quat(heading + out, (foot_pitch or {}).get(side, 0.0))
         thigh = qmul(pelvis, joint_quats(f"{side}_hip", hip))
         shank = qmul(thigh, joint_quats(f"{side}_knee", knee))
         ankle_angles = angles_from_quats(f"{side}_ankle", qmul(qinv(shank), foot))
         rotations.update({f"{side}_hip": hip, f"{side}_knee": knee, f"{side}_ankle": ankle_angles})
+    return rotations
+
+
+def solve_arms(shape: BodyShape, rotations: Mapping[str, np.ndarray], root: np.ndarray,
+               yaw: np.ndarray, wrists: Mapping[str, np.ndarray],
+               elbow_poles: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Arm inverse kinematics: the rotations with shoulder and elbow angles that put each wrist
+    of `wrists` {"l"/"r": world position (T, 3)} in place, the elbow bent towards the world
+    direction `elbow_poles[side]` (3,) or (T, 3) (out to the side in a push-up, up when the
+    hand reaches down the back). Collars, wrists and all else in `rotations` are kept; wrists
+    out of reach get the straightest arm, reaching towards them."""
+    rotations = {k: np.asarray(v, dtype=np.float64) for k, v in rotations.items()}
+    kp = pose(shape, rotations, root, yaw)
+    T = len(kp.positions)
+    for side, wrist in _per_side("wrists", wrists, T):
+        if side not in elbow_poles:
+            raise ValueError(f"elbow_poles has no direction for the {side!r} arm")
+        to_collar = qinv(kp.quats[:, _INDEX[f"{side}_collar"]])
+        target = qrot(to_collar, wrist - kp[f"{side}_shoulder"])
+        pole = qrot(to_collar, np.broadcast_to(elbow_poles[side], (T, 3)))
+        rotations[f"{side}_shoulder"], rotations[f"{side}_elbow"] = _pole_angles(
+            f"{side}_shoulder", f"{side}_elbow", target, pole, shape.upper_arm, shape.forearm)
     return rotations
 
 
@@ -381,12 +483,20 @@ def rolled_ankle(shape: BodyShape, footprint: np.ndarray, heading: np.ndarray,
     and the same pitch to `solve_legs` (`ankles`, `foot_pitch`)."""
     pitch = np.asarray(pitch, dtype=np.float64)
     heading = np.broadcast_to(np.asarray(heading, dtype=np.float64), pitch.shape)
-    heel = np.array([0.0, -shape.ankle_height, -shape.heel])
-    ball = np.array([0.0, -shape.ankle_height, shape.foot])
-    pivot = np.where((pitch > 0)[:, None], heel, ball)
-    turn = qyaw(heading)
-    foot = qmul(turn, _axis_quat(0, -pitch))
-    return footprint + qrot(turn, pivot) - qrot(foot, pivot)
+    sole = _foot_points(shape)
+    pivot = np.where((pitch > 0)[:, None], sole["heel"], sole["ball"])
+    return footprint + qrot(qyaw(heading), pivot) - qrot(_foot_quat(heading, pitch), pivot)
+
+
+def toe_ankle(shape: BodyShape, toe: np.ndarray, heading: np.ndarray, pitch=0.0) -> np.ndarray:
+    """Ankle positions (T, 3) of a foot pointing along `heading` (T,) whose toe point (the
+    `foot` keypoint, the Kinect FOOT joint) is at `toe` (T, 3), pitched by `pitch` (scalar or
+    (T,), radians, negative: heel raised with the foot pivoting on its toes). Feed the result
+    and the same pitch to `solve_legs` (`ankles`, `foot_pitch`)."""
+    toe = np.asarray(toe, dtype=np.float64)
+    heading = np.broadcast_to(np.asarray(heading, dtype=np.float64), toe.shape[:-1])
+    return toe - qrot(_foot_quat(heading, pitch), np.broadcast_to(_foot_points(shape)["toe"],
+                                                                  toe.shape))
 
 
 def _frames(rotations: Mapping[str, np.ndarray], root, yaw) -> int:

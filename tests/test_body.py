@@ -4,7 +4,7 @@ import pytest
 from fmsnb import humanml3d
 from fmsnb.body import (HUMANML22, JOINTS, KEYPOINTS, KINECT32, PARENT, BodyShape,
                         angles_from_quats, joint_quats, pose, random_shape, rolled_ankle,
-                        solve_legs)
+                        solve_arms, solve_legs, toe_ankle)
 
 # Keypoints that sit at a joint pivot, with the pivot each hangs from (the bones whose lengths
 # must never change under rotation).
@@ -228,6 +228,88 @@ def test_rolled_foot_keeps_its_contact_point():
     toe = kp["l_foot"][pitch < 0]
     assert np.abs(toe - flat["l_foot"]).max() < 0.015
     assert kp["l_heel"][0, 1] > 0.1
+
+
+def _bent_towards(root, middle, end, pole):
+    """Cosine between the middle joint's offset from the root->end line and the pole's."""
+    axis = (end - root) / np.linalg.norm(end - root, axis=-1, keepdims=True)
+    off = middle - root
+    off = off - (off * axis).sum(-1, keepdims=True) * axis
+    pole = np.broadcast_to(pole, off.shape)
+    pole = pole - (pole * axis).sum(-1, keepdims=True) * axis
+    return (off * pole).sum(-1) / np.linalg.norm(off, axis=-1) / np.linalg.norm(pole, axis=-1)
+
+
+def test_pole_ik_bends_knees_and_elbows_towards_their_poles():
+    rng = np.random.default_rng(8)
+    shape = random_shape(rng)
+    T = 20
+    t = np.linspace(0, 1, T)
+    root = np.stack([0.1 * t, shape.pelvis_height - 0.1 - 0.3 * t, 0 * t], -1)
+    yaw = 0.3 + 0.5 * t
+    rotations = {"pelvis": np.stack([0.4 * t, 0 * t, 0.2 * t], -1),
+                 "l_collar": np.array([0.0, 0.3, 0.1]), "r_wrist": np.array([0.5, 0.0, 0.0])}
+    ankles = {"l": np.stack([0.2 + 0 * t, shape.ankle_height + 0.2 * t, 0.1 * t], -1),
+              "r": np.array([-0.15, shape.ankle_height, 0.0])}
+    knee_poles = {"l": np.stack([np.sin(yaw) - 0.8 * t, 0 * t, np.cos(yaw)], -1),  # caving in
+                  "r": np.array([-0.5, 0.0, 1.0])}                             # turned out
+    legs = solve_legs(shape, rotations, root, yaw, ankles, knee_poles=knee_poles)
+    kp = pose(shape, legs, root, yaw)
+    for side in "lr":
+        np.testing.assert_allclose(kp[f"{side}_ankle"], np.broadcast_to(ankles[side], (T, 3)),
+                                   atol=1e-9)
+        cos = _bent_towards(kp[f"{side}_hip"], kp[f"{side}_knee"], kp[f"{side}_ankle"],
+                            knee_poles[side])
+        np.testing.assert_allclose(cos, 1.0, atol=1e-9)   # in the pole's plane, on its side
+    # The feet are still flat along the heading, whatever the knee does.
+    foot = kp["l_foot"] - kp["l_heel"]
+    np.testing.assert_allclose(np.arctan2(foot[:, 0], foot[:, 2]), yaw, atol=1e-9)
+    # Arms: wrists on targets, elbows out to the side and down, the rest kept.
+    chest = kp["spine3"]
+    wrists = {"l": chest + [0.35, -0.1, 0.25], "r": chest + [-0.2, 0.3, 0.2]}
+    elbow_poles = {"l": np.array([1.0, -1.0, 0.0]), "r": np.array([-1.0, 0.0, -0.3])}
+    arms = solve_arms(shape, legs, root, yaw, wrists, elbow_poles)
+    for joint in ("pelvis", "l_hip", "r_knee", "l_collar", "r_wrist"):
+        np.testing.assert_array_equal(arms[joint], legs[joint])
+    kp = pose(shape, arms, root, yaw)
+    for side in "lr":
+        np.testing.assert_allclose(kp[f"{side}_wrist"], wrists[side], atol=1e-9)
+        cos = _bent_towards(kp[f"{side}_shoulder"], kp[f"{side}_elbow"], kp[f"{side}_wrist"],
+                            elbow_poles[side])
+        np.testing.assert_allclose(cos, 1.0, atol=1e-9)
+    # Out of reach: the arm points at the target, as straight as it may be.
+    far = {"l": kp["l_shoulder"] + [2.0, 0.5, 0.0]}
+    kp = pose(shape, solve_arms(shape, arms, root, yaw, far, elbow_poles), root, yaw)
+    reach = kp["l_wrist"] - kp["l_shoulder"]
+    aim = far["l"] - kp["l_shoulder"]
+    np.testing.assert_allclose(np.cross(reach, aim), 0.0, atol=1e-9)
+    assert np.allclose(np.linalg.norm(reach, axis=-1), shape.upper_arm + shape.forearm,
+                       rtol=1e-3)
+    with pytest.raises(ValueError, match="elbow_poles"):
+        solve_arms(shape, {}, root, yaw, {"r": wrists["r"]}, {"l": elbow_poles["l"]})
+    with pytest.raises(ValueError, match="'x'"):
+        solve_legs(shape, {}, root, yaw, {"x": ankles["r"]}, knee_poles=knee_poles)
+
+
+def test_toe_ankle_stands_the_foot_on_its_toe_point():
+    shape = random_shape(np.random.default_rng(9))
+    T = 15
+    pitch = np.linspace(0.0, -1.2, T)          # flat, then the heel rises
+    heading = np.full(T, -0.4)
+    toe = np.broadcast_to([0.1, 0.2 * shape.ankle_height, 0.3], (T, 3))
+    ankle = toe_ankle(shape, toe, heading, pitch)
+    root = np.broadcast_to([0.15, shape.pelvis_height - 0.15, 0.2], (T, 3))
+    legs = solve_legs(shape, {}, root, heading, {"l": ankle}, foot_pitch={"l": pitch},
+                      knee_poles={"l": [np.sin(-0.4), 0.0, np.cos(-0.4)]})
+    kp = pose(shape, legs, root, heading)
+    np.testing.assert_allclose(kp["l_foot"], toe, atol=1e-9)
+    # Flat at first (the foot as at rest), then the heel rises over the fixed toe point.
+    rest = pose(shape)
+    assert kp["l_heel"][0, 1] - kp["l_foot"][0, 1] == pytest.approx(
+        (rest["l_heel"] - rest["l_foot"])[0, 1])
+    assert np.all(np.diff(kp["l_heel"][:, 1]) > 0)
+    # A scalar pitch works alike.
+    np.testing.assert_allclose(toe_ankle(shape, toe, heading, -1.2)[-1], ankle[-1], atol=1e-12)
 
 
 def test_bad_input_is_named():

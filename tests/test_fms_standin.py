@@ -1,10 +1,12 @@
-"""The procedural FMS stand-in: published format, round trip through the reader, grades, tilt."""
+"""The procedural FMS stand-in: published format, round trip through the reader, grades, tilt,
+and the choreography (`fmsnb.fms_moves`) that it records."""
 import json
 from collections import Counter
 
 import numpy as np
 import pytest
 
+from fmsnb import fms_moves as moves
 from fmsnb import fms_standin as fs
 from fmsnb.body import BodyShape
 from fmsnb.fms import KINECT_INDEX, MOVEMENTS, FMSDataset, read_recording
@@ -150,8 +152,8 @@ def test_grades_show_in_the_motion(test, feature, sign):
     shape = BodyShape().scaled(0.95)
     means = []
     for grade, quality in ((1, 0.2), (2, 0.5), (3, 0.8)):
-        values = [feature(fs.perform(fs.Take(shape, grade, quality, 1.0,
-                                             np.random.default_rng(k)), test), shape.height)
+        values = [feature(moves.perform(moves.Take(shape, grade, quality, 1.0,
+                                                   np.random.default_rng(k)), test), shape.height)
                   for k in range(3)]
         means.append(np.mean(values))
     assert sign * (means[1] - means[0]) > 0 and sign * (means[2] - means[1]) > 0, means
@@ -161,7 +163,7 @@ def test_motion_stays_above_the_floor():
     shape = BodyShape()
     for movement in MOVEMENTS:
         for grade, quality in ((1, 0.1), (3, 0.9)):
-            kp = fs.perform(fs.Take(shape, grade, quality, 1.0, np.random.default_rng(0)),
-                            movement)
+            kp = moves.perform(moves.Take(shape, grade, quality, 1.0, np.random.default_rng(0)),
+                               movement)
             assert kp.positions[..., 1].min() > -0.035, movement
             assert np.isfinite(kp.positions).all()
