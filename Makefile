@@ -3,6 +3,7 @@
 #   make test   unit tests plus every notebook executed with the smoke profile (what CI runs)
 PROFILE ?= default
 DATA_ROOT ?=
+DRYRUN ?=
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fmsnb-installed
@@ -23,9 +24,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet ftfy regex
 	touch $@
 
-# Execute the notebooks of _toc.yml with papermill, then build the HTML (see fmsnb/book.py).
+# Execute the notebooks of _toc.yml with papermill, then build the HTML (see fmsnb/book.py);
+# DRYRUN=1 only checks the profile, the data root and the notebooks and prints the plan.
 book: install
-	$(PY) -m fmsnb.book --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)")
+	$(PY) -m fmsnb.book --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)") $(if $(DRYRUN),--dry-run)
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

@@ -228,3 +228,18 @@ def run_bench(cfg: BenchConfig, out_path, encoder=None, mdm_encoder=None,
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2))
     return result
+
+
+def load_or_run(cfg: BenchConfig, path, encoder=None, progress: bool = True) -> dict:
+    """The benchmark JSON at `path` when it was measured with these settings, else a new run.
+
+    The model's text_dim is set by the encoder at run time, so it is left out of the match.
+    """
+    path = Path(path)
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        wanted = asdict(cfg)
+        wanted["model"]["text_dim"] = saved["config"]["model"]["text_dim"]
+        if saved["config"] == wanted:
+            return saved
+    return run_bench(cfg, path, encoder=encoder, progress=progress)

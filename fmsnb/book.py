@@ -8,6 +8,15 @@ is off). Adding a chapter is therefore one toc line. `make book` runs
 `python -m fmsnb.book --profile PROFILE [--data-root DIR]`; a failing cell stops the run with the
 cell's error and a non-zero exit status, and Jupyter Book runs in nit-picky mode with warnings as
 errors, so a broken reference fails the build instead of leaving a silently broken page.
+`--dry-run` checks everything a run needs (profile, data root, notebooks) and prints the plan
+without executing anything.
+
+Two more pieces serve the built book. Every chapter's first code cell after its parameters is
+`COLAB_CELL`, which on Google Colab only fetches this repository and installs the package from
+it (a cell cannot import fmsnb to do that, since fmsnb is what it installs). And this module is
+also a Sphinx extension (`setup`, listed in _config.yml): Jupyter Book builds a chapter's Colab
+button from the page's own path, which is the executed copy `book/notebooks/NAME.ipynb`, not in
+git; the extension points the button at the source `notebooks/NAME.ipynb` instead.
 """
 from __future__ import annotations
 
@@ -23,11 +32,23 @@ from pathlib import Path
 import papermill
 import yaml
 
-from fmsnb.config import load_profile, repo_root
+from fmsnb import corpora, fms
+from fmsnb.config import Profile, load_profile, repo_root
 
 SOURCE_DIR = "notebooks"
 EXECUTED_DIR = "book/notebooks"
 REQUIRED_PARAMETERS = ("profile", "data_root")
+# The same in every chapter, right after the parameters cell (a test checks). Self-contained:
+# on Colab the package is not installed yet when it runs. Off Colab it does nothing.
+COLAB_CELL = """\
+# On Google Colab only: get this repository (code and params/ profiles), install it, work in it.
+import os, subprocess, sys
+colab_repo, colab_dir = "https://github.com/fmsnb/fmsnb", "/content/fmsnb"
+if "google.colab" in sys.modules and not os.path.isdir(colab_dir):
+    subprocess.run(["git", "clone", "-q", colab_repo, colab_dir], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", colab_dir], check=True)
+if "google.colab" in sys.modules:
+    os.chdir(colab_dir)"""
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -128,6 +149,146 @@ def build_html(root: Path) -> Path:
     return root / "_build" / "html" / "index.html"
 
 
+def _under_data_root(cfg: Profile, path: str) -> Path | None:
+    """A file the profile names: absolute, or relative to its data root (None without one)."""
+    if Path(path).is_absolute():
+        return Path(path)
+    return Path(cfg.data_root) / path if cfg.data_root else None
+
+
+def missing_data(cfg: Profile) -> list[str]:
+    """What the profile's real data lacks, one line each; empty when everything is in place.
+
+    With a data root: `HumanML3D/` with the files `corpora` reads, and `FMS/` with a skeleton
+    folder per configured view and the expert scores. With or without one: every optional file
+    the profile names (CLIP weights, the published evaluator's files), which must exist; a
+    relative one needs a data root to be found under.
+    """
+    named = [("text.weights (CLIP weights)", cfg.text.weights)] if cfg.text.weights else []
+    named += [(f"evaluator_files.{key}", value)
+              for key, value in vars(cfg.evaluator_files).items() if value]
+    missing, rootless = [], []
+    for what, path in named:
+        found = _under_data_root(cfg, path)
+        if found is None:
+            rootless.append(f"{what}: {path}")
+        elif not found.exists():
+            missing.append(f"{found}: missing ({what})")
+    if rootless:
+        missing.insert(0, f"no --data-root, but the profile names files under it "
+                          f"({'; '.join(rootless)})")
+    if not cfg.uses_real_data:
+        return missing
+    root = Path(cfg.data_root)
+    lacking = [] if root.is_dir() else [f"{root}: the data root is not a folder"]
+    hml = root / "HumanML3D"
+    lacking += [f"{hml / name}: missing" for name in corpora.HUMANML3D_FILES
+                if not (hml / name).exists()]
+    if (hml / "new_joint_vecs").is_dir() and not any((hml / "new_joint_vecs").glob("*.npy")):
+        lacking.append(f"{hml / 'new_joint_vecs'}: no .npy feature files in it")
+    raw = root / "FMS"
+    for view in cfg.fms.views:
+        folder = raw / "Skeleton data" / fms.VIEW_FOLDERS[view]
+        if not folder.is_dir():
+            lacking.append(f"{folder}: missing (the {view} view's skeleton files)")
+        elif not any(folder.glob("*.json")):
+            lacking.append(f"{folder}: no .json skeleton files in it")
+    if not (raw / "experts_score.json").is_file():
+        lacking.append(f"{raw / 'experts_score.json'}: missing (the expert grades)")
+    return lacking + missing
+
+
+def plan(cfg: Profile, chapters: list[Chapter], root: Path) -> str:
+    """What a run would do: the profile's main settings, then each notebook in order."""
+    m, pre, fine, smp, ev = cfg.model, cfg.pretrain, cfg.finetune, cfg.sampling, cfg.evaluation
+    sampler = (f"ddpm ({cfg.diffusion.steps} steps)" if smp.sampler == "ddpm"
+               else f"ddim ({smp.steps} of {cfg.diffusion.steps} steps)")
+    lines = [
+        f"profile {cfg.name} (params/{cfg.name}.yml), seed {cfg.seed}",
+        f"  data:       {corpora.describe(cfg)}",
+        f"  runs:       {cfg.run_dir}",
+        f"  text:       {cfg.text.encoder}"
+        + (f" ({cfg.text.weights})" if cfg.text.weights else ""),
+        f"  model:      MDM latent {m.latent_dim}, {m.layers} layers, {m.heads} heads, "
+        f"feed-forward {m.ff_size}",
+        f"  pretrain:   {pre.steps} steps, batch {pre.batch_size}, lr {pre.lr:g}",
+        f"  finetune:   {fine.steps} steps, batch {fine.batch_size}, lr {fine.lr:g}, "
+        f"styles {', '.join(cfg.styles)}",
+        f"  fms:        views {', '.join(cfg.fms.views)}, {cfg.fms.policy} grades, "
+        f"mirror {'on' if cfg.fms.mirror else 'off'}",
+        f"  sampling:   {sampler}, guidance {smp.guidance}",
+        f"  evaluation: {ev.replications} replications of {ev.samples} samples; "
+        f"{cfg.generation.per_cell} generated motions per movement and grade",
+        f"would execute {len(chapters)} notebook(s) with papermill:",
+    ]
+    lines += [f"  [{i}/{len(chapters)}] {c.source.relative_to(root)} -> "
+              f"{c.executed.relative_to(root)}" for i, c in enumerate(chapters, 1)]
+    lines.append(f"then build the HTML: jupyter-book build {root} --all -W -n --keep-going")
+    return "\n".join(lines)
+
+
+def dry_run(profile: str, data_root: str | None, root: Path, only: str | None = None) -> int:
+    """Check the profile, its data and the chapters, and print the plan; run nothing.
+
+    Returns 0 when everything a run needs is in place, 2 after listing every missing thing.
+    """
+    problems = []
+    try:
+        cfg = load_profile(profile, data_root, root=root)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"dry run: {err}", file=sys.stderr)
+        return 2
+    problems += missing_data(cfg)
+    try:
+        chapters = _select(toc_chapters(root), only)
+    except (FileNotFoundError, ValueError) as err:
+        chapters, problems = [], problems + [str(err)]
+    for chapter in chapters:
+        try:
+            _check_parameters(chapter.source)
+        except ValueError as err:
+            problems.append(str(err))
+    print(plan(cfg, chapters, root))
+    if problems:
+        print(f"\ndry run: {len(problems)} problem(s); nothing was run:", file=sys.stderr)
+        print("\n".join(f"  - {p}" for p in problems), file=sys.stderr)
+        return 2
+    print("dry run: everything is in place; nothing was run")
+    return 0
+
+
+def source_launch_url(url: str, pagename: str) -> str:
+    """A launch button's URL for page `pagename`, pointed at the chapter's source notebook.
+
+    Jupyter Book builds the URL from the page's path, `.../book/notebooks/NAME.ipynb` for a
+    chapter: that executed copy is not in the repository. This swaps it for
+    `.../notebooks/NAME.ipynb`; other pages' URLs are returned unchanged.
+    """
+    folder, _, name = pagename.rpartition("/")
+    if folder != EXECUTED_DIR:
+        return url
+    page = f"{EXECUTED_DIR}/{name}.ipynb"
+    if not url.endswith(page):
+        raise ValueError(f"launch URL {url!r} of page {pagename!r} does not end with {page!r}")
+    return url[:-len(page)] + f"{SOURCE_DIR}/{name}.ipynb"
+
+
+def _launch_source_notebooks(app, pagename, templatename, context, doctree) -> None:
+    """Sphinx `html-page-context` handler, run after sphinx-book-theme adds its launch buttons."""
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "launch-buttons":
+            for button in group["buttons"]:
+                if button.get("type") == "link":
+                    button["url"] = source_launch_url(button["url"], pagename)
+
+
+def setup(app) -> dict:
+    """Sphinx extension entry point (`sphinx: extra_extensions: [fmsnb.book]` in _config.yml)."""
+    # sphinx-book-theme adds the launch buttons at priority 501; ours must run after it.
+    app.connect("html-page-context", _launch_source_notebooks, priority=502)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
 def _select(chapters: list[Chapter], only: str | None) -> list[Chapter]:
     if only is None:
         return chapters
@@ -147,12 +308,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder holding HumanML3D/ and FMS/ (the full profile's real data)")
     parser.add_argument("--only", default=None, help="execute only this chapter (name or path)")
     parser.add_argument("--no-build", action="store_true", help="execute, but skip the HTML build")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the profile, data root and notebooks, print the plan, run "
+                             "nothing (exit 2 listing what is missing)")
     parser.add_argument("--root", type=Path, default=None,
                         help="repository root (default: found from the working directory)")
     args = parser.parse_args(argv)
 
     root = (args.root or repo_root()).resolve()
     data_root = str(Path(args.data_root).expanduser().resolve()) if args.data_root else None
+    if args.dry_run:
+        return dry_run(args.profile, data_root, root, args.only)
     if data_root is not None and not Path(data_root).is_dir():
         raise FileNotFoundError(f"--data-root {data_root} is not a folder")
     load_profile(args.profile, data_root, root=root)    # fail now, not in every notebook

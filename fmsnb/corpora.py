@@ -80,7 +80,10 @@ def fms_dataset(cfg: Profile, progress: bool = True) -> fms.FMSDataset:
 def fms_corpus_root(cfg: Profile, progress: bool = True) -> Path:
     """The FMS recordings aligned into the HumanML3D layout, written on first use."""
     folder = cfg.run_dir / "data" / "fms_hml"
-    settings = {"source": str(fms_raw_root(cfg, progress)), "views": list(cfg.fms.views),
+    source = fms_raw_root(cfg, progress)
+    # relative inside the run directory, so that a copied run folder stays complete
+    source = source.relative_to(cfg.run_dir) if source.is_relative_to(cfg.run_dir) else source
+    settings = {"source": str(source), "views": list(cfg.fms.views),
                 "policy": cfg.fms.policy, "mirror": cfg.fms.mirror, "seed": cfg.seed}
     if not _is_complete(folder, settings):
         align.write_fms_corpus(fms_dataset(cfg, progress), folder, mirror=cfg.fms.mirror,

@@ -10,16 +10,19 @@ figure so that a notebook can show it, save it or add to it.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
+import seaborn as sns
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from mpl_toolkits.mplot3d.art3d import Line3DCollection
 from tqdm.auto import tqdm
 
@@ -252,3 +255,366 @@ def _write_video(frames: list[np.ndarray], path: Path, fps: float) -> Path:
         path = path.with_suffix(".gif")
     imageio.mimwrite(path, frames, duration=1000 / fps, loop=0)
     return path
+
+
+# ---------------------------------------------------------------- training chapters (03, 04)
+
+def plot_loss_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
+                     title: str | None = None, ylabel: str = "training loss",
+                     log: bool | None = None) -> Figure:
+    """Training losses, {label: (steps (N,), losses (N,))}, as one line per run against the
+    optimiser step. The loss axis is logarithmic when `log`, by default when the losses span
+    more than a factor of 3 (a long run's fall would flatten everything after it on a linear
+    axis), with ticks at 1, 2, 3 and 5 times powers of ten labelled as plain numbers."""
+    if not curves:
+        raise ValueError("no loss curves to draw: pass {label: (steps, losses)}")
+    fig = Figure(figsize=(8, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    # Runs that differ only in their condition can overlap exactly: distinct dash patterns and
+    # decreasing widths keep every curve visible on top of the others.
+    dashes = ("-", "--", ":", "-.")
+    for k, (label, (steps, losses)) in enumerate(curves.items()):
+        steps, losses = np.asarray(steps, dtype=float), np.asarray(losses, dtype=float)
+        if steps.shape != losses.shape or steps.ndim != 1 or len(steps) == 0:
+            raise ValueError(f"curve {label!r}: steps {steps.shape} and losses {losses.shape} "
+                             "must be two non-empty 1-d arrays of one length")
+        ax.plot(steps, losses, dashes[k % len(dashes)], marker="o" if len(steps) < 12 else None,
+                markersize=3, linewidth=max(2.4 - 0.5 * k, 1.0), label=label)
+    losses = np.concatenate([np.asarray(c[1], dtype=float) for c in curves.values()])
+    if log if log is not None else losses.min() > 0 and losses.max() > 3 * losses.min():
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def _panel_boxes(motions: list[np.ndarray], floor: float | None) -> list[np.ndarray]:
+    """For each motion (T, J, 3), two corners (2, 3) of a box around it, every box of one size
+    and one height range: panels framed by them share a scale, so heights compare across them."""
+    lo = np.array([m.reshape(-1, 3).min(0) for m in motions])
+    hi = np.array([m.reshape(-1, 3).max(0) for m in motions])
+    y_lo = min(lo[:, 1].min(), floor if floor is not None else np.inf)
+    y_hi = hi[:, 1].max()
+    half = max((hi - lo)[:, [0, 2]].max(), y_hi - y_lo) / 2
+    centre = (lo + hi) / 2
+    return [np.array([[c[0] - half, y_lo, c[2] - half], [c[0] + half, y_hi, c[2] + half]])
+            for c in centre]
+
+
+def plot_stick_grid(groups: Mapping[str, Mapping[str, np.ndarray]], *, view: str = "side",
+                    n_poses: int = 5, ncols: int = 1, panel_size: float = 3.0,
+                    floor: float | None = 0.0, share: str = "all", fps: float = FPS,
+                    cmap: str = "viridis", title: str | None = None, wrap: int = 60) -> Figure:
+    """Motions side by side as stick figures: {group title: {panel title: joints (T, 22, 3)}}.
+
+    Each group (e.g. one model, or one caption) is a row of panels with its title above it;
+    groups fill `ncols` columns. With share="all" every panel has one scale and one height
+    range, so that a squat that goes deeper is drawn lower wherever it is; with share="group"
+    only the panels of a group do (for groups of unlike motions, e.g. a walk and a squat). All
+    panels share one time colour scale (the longest motion's). Each panel shows `n_poses` poses
+    spread over its motion and the pelvis path on the ground.
+    """
+    if not groups or any(not panels for panels in groups.values()):
+        raise ValueError("need at least one group, each with at least one motion")
+    if share not in ("all", "group"):
+        raise ValueError(f"share must be 'all' or 'group', got {share!r}")
+    grouped = [[_check_joints(j, ndim=3) for j in panels.values()] for panels in groups.values()]
+    motions = [m for group in grouped for m in group]
+    boxes = iter(_panel_boxes(motions, floor) if share == "all" else
+                 [box for group in grouped for box in _panel_boxes(group, floor)])
+    longest = max(len(m) for m in motions)
+    norm = Normalize(0.0, max(longest - 1, 1) / fps)
+    width = max(len(p) for p in groups.values())
+    nrows = -(-len(groups) // ncols)
+    height = (panel_size + 0.5) * nrows
+    fig = Figure(figsize=(panel_size * width * ncols, height + 0.8), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=(height, 0.8))
+    subfigs = np.atleast_1d(top.subfigures(nrows, ncols)).ravel()
+    joints_iter = iter(motions)
+    for subfig, (group, panels) in zip(subfigs, groups.items()):
+        subfig.suptitle(textwrap.fill(group, wrap), fontsize=10, fontweight="bold")
+        for k, label in enumerate(panels):
+            joints, box = next(joints_iter), next(boxes)
+            ax = subfig.add_subplot(1, width, k + 1, projection="3d")
+            _frame_axis(ax, box, floor, view)
+            frames = _pose_frames(len(joints), n_poses)
+            bones = _bones(None, joints.shape[1])          # HumanML3D's chains: 22 joints
+            path = joints[:, 0].copy()
+            path[:, 1] = box[0, 1] if floor is None else floor      # on the drawn ground
+            ax.plot(path[:, 0], path[:, 1], path[:, 2], color="0.4", linewidth=0.8)
+            colors = np.repeat(colormaps[cmap](norm(frames / fps)), len(bones), axis=0)
+            ax.add_collection3d(Line3DCollection(
+                _segments(joints[frames], bones).reshape(-1, 2, 3), colors=colors,
+                linewidths=1.8))
+            ax.set_title(label, fontsize=9)
+    for subfig in subfigs[len(groups):]:
+        subfig.set_visible(False)
+    # One horizontal colour bar under all groups (subfigures cannot share a colorbar's axes).
+    bottom.colorbar(ScalarMappable(norm=norm, cmap=cmap),
+                    cax=bottom.add_axes((0.3, 0.55, 0.4, 0.2)), orientation="horizontal",
+                    label="time (s)")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+# --- Chapter 07 (qualitative results): many motions animated side by side in one video ---
+
+def _grid_cell_box(joints: np.ndarray, half: float, floor: float) -> np.ndarray:
+    """Corner points (2, 3) of a box of half-width `half` centred on a motion's extent, for
+    `_frame_axis` to frame one grid panel at a scale shared with the other panels."""
+    lo, hi = joints.reshape(-1, 3).min(0), joints.reshape(-1, 3).max(0)
+    lo[1] = min(lo[1], floor)
+    centre = (lo + hi) / 2
+    return np.stack([centre - half, centre + half])
+
+
+def animate_grid(joints_grid: Sequence[Sequence[np.ndarray | str | None]],
+                 row_labels: Sequence[str], col_labels: Sequence[str], path: str | Path,
+                 fps: float = FPS, chains: Chains | None = None, *, title: str | None = None,
+                 cell_labels: Sequence[Sequence[str]] | None = None, view: str = "side30",
+                 panel_px: int = 160, max_fps: float = 10.0, max_half: float = 1.5,
+                 floor: float = 0.0, progress: bool = True) -> Path:
+    """One video of a grid of motions, `joints_grid[row][col]` joints (T, J, 3), played together.
+
+    Every panel is a 3D stick figure (right limbs red, left limbs blue, spine grey) on a ground
+    plane, seen by the same fixed camera `view`; a cell that is a string shows that text instead
+    (e.g. why it is empty), None leaves it blank. Panels share one scale (the largest motion's
+    extent, capped at `max_half` metres either side of the centre, so one drifting motion does
+    not shrink all the others; a motion larger than that gets a panel framed on its own), so
+    heights can be compared across panels. Shorter motions hold their last pose. Frames are
+    subsampled by a whole step to at most `max_fps` per second (real time is kept). Written as
+    an .mp4 with imageio-ffmpeg, or a GIF where that fails (see `animate`); returns the path.
+    """
+    from fmsnb.viewer import CHAIN_COLORS   # the interactive player's colours, one per chain
+
+    rows = [list(row) for row in joints_grid]
+    if not rows or len(rows) != len(row_labels) or any(len(r) != len(col_labels) for r in rows):
+        raise ValueError(f"joints_grid must be {len(row_labels)} rows (row_labels) of "
+                         f"{len(col_labels)} cells (col_labels); got rows of "
+                         f"{[len(r) for r in rows]}")
+    if cell_labels is not None and [len(r) for r in cell_labels] != [len(r) for r in rows]:
+        raise ValueError("cell_labels must have the shape of joints_grid")
+    if fps <= 0 or max_fps <= 0:
+        raise ValueError(f"fps and max_fps must be positive, got {fps} and {max_fps}")
+    motions = {(i, j): _check_joints(cell, ndim=3) for i, row in enumerate(rows)
+               for j, cell in enumerate(row) if not (cell is None or isinstance(cell, str))}
+    if not motions:
+        raise ValueError(f"joints_grid for {path} holds no motion")
+    chains = KINEMATIC_CHAINS if chains is None else chains
+    bones = _bones(chains, next(iter(motions.values())).shape[1])
+    bone_colors = [CHAIN_COLORS[c % len(CHAIN_COLORS)] for c, chain in enumerate(chains)
+                   for _ in chain[1:]]
+    step = int(np.ceil(fps / max_fps))
+    index = np.arange(0, max(len(m) for m in motions.values()), step)
+
+    # Layout in pixels: a title band and a column-label band on top, a row-label band on the
+    # left; the frame size is rounded up to the codec's 16-pixel blocks.
+    top, left = (44 if title else 22), 26
+    width = -(-(left + panel_px * len(col_labels)) // 16) * 16
+    height = -(-(top + panel_px * len(rows)) // 16) * 16
+    fig = Figure(figsize=(width / 100, height / 100), dpi=100, facecolor="white")
+    canvas = FigureCanvasAgg(fig)
+    if title:
+        fig.text(0.5, 1 - 4 / height, title, ha="center", va="top", fontsize=9, weight="bold")
+    for j, label in enumerate(col_labels):
+        fig.text((left + (j + 0.5) * panel_px) / width, 1 - (top - 4) / height, label,
+                 ha="center", va="bottom", fontsize=8)
+    for i, label in enumerate(row_labels):
+        fig.text(4 / width, 1 - (top + (i + 0.5) * panel_px) / height, label, rotation=90,
+                 ha="left", va="center", fontsize=8)
+
+    extents = {k: (m.reshape(-1, 3).max(0) - m.reshape(-1, 3).min(0)).max() / 2
+               for k, m in motions.items()}
+    shared = min(max(extents.values()), max_half)
+    lines = {}
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row):
+            rect = ((left + j * panel_px) / width, 1 - (top + (i + 1) * panel_px) / height,
+                    panel_px / width, panel_px / height)
+            label = cell_labels[i][j] if cell_labels is not None else ""
+            if (i, j) not in motions:
+                ax = fig.add_axes(rect)
+                ax.set_axis_off()
+                ax.text(0.5, 0.5, cell or "", ha="center", va="center", fontsize=7, wrap=True,
+                        color="0.3", transform=ax.transAxes)
+                continue
+            joints = motions[i, j]
+            ax = fig.add_axes(rect, projection="3d")
+            box = _grid_cell_box(joints, max(shared, extents[i, j]), floor)
+            _frame_axis(ax, box[:, None], floor, view)
+            ax.set_box_aspect((1, 1, 1), zoom=1.5)      # the default leaves wide empty margins
+            if label:
+                ax.text2D(0.5, 0.02, label, ha="center", va="bottom", fontsize=6, color="0.3",
+                          transform=ax.transAxes)
+            lines[i, j] = Line3DCollection(_segments(joints[0], bones), colors=bone_colors,
+                                           linewidths=1.6, animated=True)
+            ax.add_collection3d(lines[i, j])
+    clock = fig.text(1 - 4 / width, 1 - 4 / height, "", ha="right", va="top", fontsize=7,
+                     animated=True)
+
+    # Everything static is drawn once; each frame restores it and draws only the skeletons
+    # (projected with the panel's fixed camera) and the clock, which keeps a 15-panel grid fast.
+    canvas.draw()
+    background = canvas.copy_from_bbox(fig.bbox)
+    frames = []
+    for t in tqdm(index, desc=f"render {Path(path).name}", disable=not progress):
+        canvas.restore_region(background)
+        for key, collection in lines.items():
+            joints = motions[key]
+            collection.set_segments(_segments(joints[min(t, len(joints) - 1)], bones))
+            collection.do_3d_projection()
+            collection.axes.draw_artist(collection)
+        clock.set_text(f"t = {t / fps:.1f} s")
+        fig.draw_artist(clock)
+        frames.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _write_video(frames, path, fps / step)
+
+
+# --- Chapter 02 (data alignment): the FMS episodes per grade, and the joint mapping ---
+
+GRADE_COLORS = {1: "C3", 2: "C7", 3: "C2"}     # red for the weakest grade, green for the best
+
+
+def plot_grade_counts(movement_grade: Mapping[str, Mapping[int, int]], *,
+                      title: str | None = None) -> Figure:
+    """Episodes per movement as bars stacked by grade: {movement: {grade 1..3: count}}.
+
+    The legend gives each grade's total, so the skew towards grade 2 reads off the figure.
+    """
+    if not movement_grade:
+        raise ValueError("no movements to draw: pass {movement: {grade: count}}")
+    grades = sorted({g for counts in movement_grade.values() for g in counts})
+    if not set(grades) <= set(GRADE_COLORS):
+        raise ValueError(f"grades must be among {sorted(GRADE_COLORS)}, got {grades}")
+    codes = list(movement_grade)
+    counts = np.array([[movement_grade[m].get(g, 0) for g in grades] for m in codes])  # (M, G)
+    if (counts < 0).any():
+        raise ValueError("episode counts must not be negative")
+    bottoms = np.cumsum(counts, axis=1) - counts                      # stack grade on grade
+    fig = Figure(figsize=(max(6.0, 0.6 * len(codes) + 1.0), 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    for k, grade in enumerate(grades):
+        ax.bar(codes, counts[:, k], bottom=bottoms[:, k], color=GRADE_COLORS[grade],
+               label=f"grade {grade} ({counts[:, k].sum()})")
+    ax.set_ylabel("episodes")
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_skeleton_mapping(source: np.ndarray, source_chains: Chains, dropped: Sequence[int],
+                          target: np.ndarray, placed: Sequence[int], *,
+                          titles: tuple[str, str] = ("source", "target"),
+                          view: str = "side30") -> Figure:
+    """One pose before and after a change of skeleton, side by side: `source` joints (J1, 3)
+    drawn with `source_chains` and the joints that are `dropped` marked red; `target` joints
+    (22, 3), HumanML3D's skeleton, with the joints that had to be `placed` (no counterpart in
+    the source) marked orange. Both poses have Y up."""
+    source, target = _check_joints(source, ndim=2), _check_joints(target, ndim=2)
+    panels = ((source, source_chains, list(dropped), "C3"), (target, None, list(placed), "C1"))
+    fig = Figure(figsize=(10, 5.5), layout="constrained")
+    for k, (joints, chains, marked, colour) in enumerate(panels):
+        if any(not 0 <= i < len(joints) for i in marked):
+            raise ValueError(f"marked joints {marked} do not index a {len(joints)}-joint pose")
+        ax = fig.add_subplot(1, 2, k + 1, projection="3d")
+        draw_skeleton(ax, joints, chains, view=view, floor=None, color="0.45")
+        others = np.setdiff1d(np.arange(len(joints)), marked)
+        ax.scatter(*joints[others].T, color="k", s=10, depthshade=False)
+        if marked:
+            ax.scatter(*joints[marked].T, color=colour, s=30, depthshade=False)
+        ax.set_title(titles[k], fontsize=10)
+    return fig
+
+
+# --- Chapter 06 (fitness classification): confusion matrices as heat maps ---
+
+def plot_confusion_matrices(matrices: Mapping[str, np.ndarray], *, labels: Sequence = (1, 2, 3),
+                            title: str | None = None, panel_size: float = 2.6) -> Figure:
+    """Confusion matrices, counts (K, K) with rows = true class and columns = predicted, as
+    row-normalised heat maps on one colour scale (0..1), one panel per entry of `matrices`.
+
+    Each cell shows the share of its row (the recall on the diagonal); each row label gives the
+    row's count, so that a share is read against the number of motions behind it. A row
+    without motions stays blank.
+    """
+    if not matrices:
+        raise ValueError("no confusion matrices to draw")
+    fig = Figure(figsize=(panel_size * len(matrices) + 0.9, panel_size + 0.5),
+                 layout="constrained")
+    axes = fig.subplots(1, len(matrices), squeeze=False)[0]
+    for k, (ax, (name, counts)) in enumerate(zip(axes, matrices.items())):
+        counts = np.asarray(counts, dtype=float)
+        if counts.shape != (len(labels), len(labels)) or (counts < 0).any():
+            raise ValueError(f"confusion matrix {name!r} must be non-negative counts of shape "
+                             f"{(len(labels), len(labels))}, got shape {counts.shape}")
+        rows = counts.sum(1, keepdims=True)
+        shares = np.divide(counts, rows, out=np.full(counts.shape, np.nan), where=rows > 0)
+        last = k == len(matrices) - 1
+        sns.heatmap(shares, ax=ax, vmin=0.0, vmax=1.0, cmap="Blues", annot=True, fmt=".2f",
+                    square=True, cbar=last, linewidths=0.5, linecolor="white",
+                    xticklabels=list(labels),
+                    yticklabels=[f"{g} (n={int(n)})" for g, n in zip(labels, rows[:, 0])],
+                    cbar_kws={"label": "share of the row", "shrink": 0.8} if last else None)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("predicted grade")
+        ax.set_ylabel("true grade" if k == 0 else "")
+        ax.tick_params(axis="y", rotation=0)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+# --- Chapter 05 (quantitative results): metrics with their 95% intervals, one panel each ---
+
+def plot_metric_intervals(rows: Mapping[str, Mapping[str, tuple[float, float]]],
+                          metrics: Sequence[str], *, reference: str | None = None,
+                          title: str | None = None, columns: int = 4,
+                          panel_width: float = 2.6) -> Figure:
+    """Rows (models or motion sets) as points with 95% interval bars, one panel per metric,
+    `columns` panels to a line.
+
+    rows: {row: {metric: (mean, ci)}}; a row without a metric is left out of that panel.
+    `reference` names a row also drawn as a dashed vertical line across its panel (e.g. the
+    ground truth), so the other rows are read against it. Panels have their own scales:
+    the metrics differ in units and are compared within a panel, never across.
+    """
+    if not rows or not metrics:
+        raise ValueError("need at least one row and one metric to draw")
+    if reference is not None and reference not in rows:
+        raise ValueError(f"reference row {reference!r} is not among the rows {list(rows)}")
+    names = list(rows)
+    ncols = min(columns, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig = Figure(figsize=(panel_width * ncols + 2.2, (0.4 * len(names) + 0.8) * nrows + 0.4),
+                 layout="constrained")
+    grid = fig.subplots(nrows, ncols, sharey=True, squeeze=False)
+    for ax in grid.ravel()[len(metrics):]:
+        ax.set_visible(False)
+    for ax, metric in zip(grid.ravel(), metrics):
+        for y, name in enumerate(names):
+            if metric in rows[name]:
+                mean, ci = rows[name][metric]
+                ax.errorbar(mean, y, xerr=ci, fmt="o", color=f"C{y}", capsize=3, markersize=4)
+        if reference is not None and metric in rows[reference]:
+            ax.axvline(rows[reference][metric][0], color="0.5", linestyle="--", linewidth=0.8)
+        ax.set_title(metric, fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", color="0.9")
+    for ax in grid[:, 0]:
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+    grid[0, 0].set_ylim(len(names) - 0.5, -0.5)        # first row on top, as in the table
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

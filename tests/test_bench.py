@@ -42,3 +42,21 @@ def test_bench_runs_and_writes_the_json(tmp_path):
     assert encoder.calls == 1 + 3 + 1 + 3
     # MDM's encoder: every step of the re-encoding variant, and twice per MDM sampling step.
     assert mdm_encoder.calls == 3 + 2 * 4
+
+
+def test_load_or_run_reuses_a_matching_measurement_only(tmp_path, monkeypatch):
+    from fmsnb import bench
+    cfg = BenchConfig(model=MDMConfig(latent_dim=16, layers=1, heads=2, ff_size=32, max_len=48),
+                      batch_size=2, train_frames=48, train_steps=1, n_motions=2,
+                      sample_frames=20, mdm_steps=10, mdm_steps_timed=2, ddim_steps=2, repeats=1)
+    path = tmp_path / "bench.json"
+    first = bench.load_or_run(cfg, path, encoder=FakeEncoder(), progress=False)
+    monkeypatch.setattr(bench, "random_clip_encoder", FakeEncoder)
+    runs = []
+    real_run = bench.run_bench
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: runs.append(1) or real_run(*a, **k))
+    assert bench.load_or_run(cfg, path, encoder=FakeEncoder(), progress=False) == first
+    assert runs == []                                       # same settings: read back
+    other = BenchConfig(**{**cfg.__dict__, "repeats": 2})
+    bench.load_or_run(other, path, encoder=FakeEncoder(), progress=False)
+    assert runs == [1]                                      # other settings: measured again

@@ -118,3 +118,102 @@ def test_only_must_name_a_chapter(tmp_path):
     root = _book(tmp_path, TOC_ONE, {"01_tiny": ["x = 1"]})
     with pytest.raises(ValueError, match="01_tiny"):
         book.main(["--root", str(root), "--profile", "smoke", "--only", "02_other", "--no-build"])
+
+
+FULL_PROFILE = """name: full
+fms: {views: [front, side]}
+text: {encoder: clip, weights: clip/ViT-B-32.pt}
+evaluator_files: {checkpoint: t2m/text_mot_match/model/finest.tar, glove: glove}
+"""
+
+
+def _data_root(tmp_path: Path) -> Path:
+    """A fake DATA_ROOT with every file the `full` profile above expects (empty stand-ins)."""
+    root = tmp_path / "data"
+    hml = root / "HumanML3D"
+    for folder in ("new_joint_vecs", "new_joints", "texts"):
+        (hml / folder).mkdir(parents=True)
+    (hml / "new_joint_vecs" / "000001.npy").touch()
+    for name in ("train.txt", "val.txt", "test.txt", "Mean.npy", "Std.npy"):
+        (hml / name).touch()
+    for view in ("Front", "Side"):
+        (root / "FMS" / "Skeleton data" / view).mkdir(parents=True)
+        (root / "FMS" / "Skeleton data" / view / f"{view.lower()}_s01_m01_e1.json").touch()
+    (root / "FMS" / "experts_score.json").touch()
+    (root / "clip").mkdir()
+    (root / "clip" / "ViT-B-32.pt").touch()
+    (root / "t2m" / "text_mot_match" / "model").mkdir(parents=True)
+    (root / "t2m" / "text_mot_match" / "model" / "finest.tar").touch()
+    (root / "glove").mkdir()
+    return root
+
+
+def test_dry_run_with_complete_data_prints_the_plan_and_runs_nothing(tmp_path, capsys):
+    root = _book(tmp_path, TOC_ONE, {"01_tiny": ["raise RuntimeError('must not run')"]})
+    (root / "params" / "full.yml").write_text(FULL_PROFILE)
+    data = _data_root(tmp_path)
+    status = book.main(["--root", str(root), "--profile", "full", "--data-root", str(data),
+                        "--dry-run"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert "profile full" in out and str(data) in out
+    assert "clip (clip/ViT-B-32.pt)" in out
+    assert "[1/1] notebooks/01_tiny.ipynb -> book/notebooks/01_tiny.ipynb" in out
+    assert "nothing was run" in out
+    assert not (root / "book" / "notebooks").exists()
+
+
+def test_dry_run_lists_everything_missing_and_exits_2(tmp_path, capsys):
+    root = _book(tmp_path, TOC_ONE, {"01_tiny": ["x = 1"]})
+    (root / "params" / "full.yml").write_text(FULL_PROFILE)
+    data = _data_root(tmp_path)
+    (data / "HumanML3D" / "Mean.npy").unlink()
+    (data / "HumanML3D" / "new_joint_vecs" / "000001.npy").unlink()
+    (data / "FMS" / "Skeleton data" / "Side" / "side_s01_m01_e1.json").unlink()
+    (data / "FMS" / "experts_score.json").unlink()
+    (data / "clip" / "ViT-B-32.pt").unlink()
+    (data / "glove").rmdir()
+    _notebook(root / "notebooks" / "01_tiny.ipynb", "x = 1", parameters=None)
+    status = book.main(["--root", str(root), "--profile", "full", "--data-root", str(data),
+                        "--dry-run"])
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert "[1/1] notebooks/01_tiny.ipynb" in out           # the plan is still printed
+    missing = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert len(missing) == 7, err
+    for expected in ("HumanML3D/Mean.npy: missing", "new_joint_vecs: no .npy",
+                     "Skeleton data/Side: no .json", "experts_score.json: missing",
+                     "clip/ViT-B-32.pt: missing (text.weights", "glove: missing (evaluator_files",
+                     "01_tiny.ipynb: no ['profile', 'data_root']"):
+        assert any(expected in line for line in missing), (expected, err)
+
+
+def test_dry_run_needs_a_data_root_for_files_the_profile_names_under_it(tmp_path, capsys):
+    root = _book(tmp_path, TOC_ONE, {"01_tiny": ["x = 1"]})
+    (root / "params" / "full.yml").write_text(FULL_PROFILE)
+    assert book.main(["--root", str(root), "--profile", "full", "--dry-run"]) == 2
+    assert "no --data-root" in capsys.readouterr().err
+    assert book.main(["--root", str(root), "--profile", "smoke", "--dry-run"]) == 0
+    assert book.main(["--root", str(root), "--profile", "nope", "--dry-run"]) == 2
+    assert "no profile 'nope'" in capsys.readouterr().err
+    assert book.main(["--root", str(root), "--profile", "smoke", "--dry-run",
+                      "--data-root", str(tmp_path / "absent")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_the_repository_passes_its_own_dry_run(capsys):
+    repo = Path(__file__).resolve().parents[1]
+    assert book.main(["--root", str(repo), "--profile", "smoke", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"notebooks/{c.name}.ipynb" in out for c in book.toc_chapters(repo))
+
+
+def test_dry_run_checks_absolute_files_even_without_a_data_root(tmp_path, capsys):
+    root = _book(tmp_path, TOC_ONE, {"01_tiny": ["x = 1"]})
+    weights = tmp_path / "weights" / "ViT-B-32.pt"
+    (root / "params" / "smoke.yml").write_text(f"name: smoke\ntext: {{weights: {weights}}}\n")
+    assert book.main(["--root", str(root), "--profile", "smoke", "--dry-run"]) == 2
+    assert f"{weights}: missing (text.weights" in capsys.readouterr().err
+    weights.parent.mkdir()
+    weights.touch()
+    assert book.main(["--root", str(root), "--profile", "smoke", "--dry-run"]) == 0

@@ -1,0 +1,217 @@
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from fmsnb import dataset, fitness
+from fmsnb.captions import plain_captions
+from fmsnb.classifier import ClassifierConfig, classification_report
+from fmsnb.config import load_profile
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_profile("smoke")
+
+
+# ------------------------------------------------------------------ splits and datasets
+
+def test_stratified_split_holds_out_the_fraction_of_every_label():
+    labels = np.repeat([1, 2, 3], [10, 20, 2])
+    test = fitness.stratified_split(labels, 0.3, seed=0)
+    assert [int(test[labels == g].sum()) for g in (1, 2, 3)] == [3, 6, 1]
+    np.testing.assert_array_equal(test, fitness.stratified_split(labels, 0.3, seed=0))
+    assert not np.array_equal(test, fitness.stratified_split(labels, 0.3, seed=1))
+    # a single-item label stays in training; a bad fraction is an error
+    assert not fitness.stratified_split(np.array([1, 2, 2]), 0.3, 0)[0]
+    with pytest.raises(ValueError, match="fraction"):
+        fitness.stratified_split(labels, 1.0, 0)
+
+
+def write_corpus(root, clips, splits, meta):
+    """A tiny FMS corpus in the HumanML3D layout: clips name -> frames."""
+    rng = np.random.default_rng(0)
+    for name, frames in clips.items():
+        dataset.write_clip(root, name, rng.normal(size=(frames, 263)),
+                           np.zeros((frames, 22, 3)), plain_captions(meta[name]["movement"]))
+    dataset.write_splits(root, splits)
+    dataset.write_mean_std(root, splits["train"])
+    (root / "fms_meta.json").write_text(json.dumps(meta))
+
+
+def info(subject, grade, movement="m01"):
+    return {"subject": subject, "movement": movement, "grade": grade, "view": "front",
+            "mirrored": False}
+
+
+def test_real_set_splits_by_subject_and_counts_what_it_leaves_out(tmp_path, cfg, monkeypatch):
+    clips = {"a1": 50, "Ma1": 50, "a2": 60, "b1": 45, "c1": 70, "short": 20, "orphan": 50}
+    meta = {"a1": info("s01", 1), "Ma1": info("s01", 1, "m01"), "a2": info("s01", 2),
+            "b1": info("s02", 3), "c1": info("s03", 2), "short": info("s02", 2),
+            "orphan": info("s03", 1)}
+    splits = {"train": ["a1", "Ma1", "a2"], "val": ["b1", "short"], "test": ["c1", "orphan"]}
+    write_corpus(tmp_path, clips, splits, meta)
+    del meta["orphan"]
+    (tmp_path / "fms_meta.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(fitness.corpora, "fms_corpus_root", lambda cfg, progress=True: tmp_path)
+
+    data = fitness.real_set(cfg)
+    assert data.name == fitness.REAL and len(data.features) == 5
+    train_f, train_g = data.part(test=False)
+    assert [len(f) for f in train_f] == [50, 50, 60] and train_g.tolist() == [1, 1, 2]
+    assert sorted(data.subjects[data.test]) == ["s02", "s03"]
+    summary = data.summary()
+    assert summary["train"]["grades"] == {1: 2, 2: 1, 3: 0}
+    assert summary["test"]["subjects"] == ["s02", "s03"] and summary["skipped"] == 2
+    reasons = " ".join(r for _, r in data.skipped)
+    assert "20 frames" in reasons and "orphan: no metadata" in reasons
+
+
+def test_real_set_refuses_a_subject_on_both_sides(tmp_path, cfg, monkeypatch):
+    meta = {"a": info("s01", 1), "b": info("s01", 2)}
+    write_corpus(tmp_path, {"a": 50, "b": 50}, {"train": ["a"], "val": [], "test": ["b"]}, meta)
+    monkeypatch.setattr(fitness.corpora, "fms_corpus_root", lambda cfg, progress=True: tmp_path)
+    with pytest.raises(ValueError, match="s01"):
+        fitness.real_set(cfg)
+
+
+def test_generated_set_is_stratified_by_requested_grade(cfg, monkeypatch):
+    grades = np.tile([1, 2, 3], 10)
+    fake = {"features": [np.zeros((40, 263))] * 30, "movements": np.array(["m01"] * 30),
+            "grades": grades}
+    monkeypatch.setattr(fitness.stages, "generated_fms_set", lambda cfg, name, progress: fake)
+    data = fitness.generated_set(cfg, "textual")
+    assert data.name == "textual" and data.subjects is None
+    assert [int(data.test[grades == g].sum()) for g in (1, 2, 3)] == [3, 3, 3]
+
+
+def test_inputs_and_epochs_follow_the_profile(cfg):
+    features = [np.zeros((5, 263), np.float32)]
+    assert fitness.classifier_inputs(features, "features") is features
+    assert fitness.classifier_inputs(features, "joints")[0].shape == (5, 22, 3)
+    with pytest.raises(ValueError, match="unknown classifier input"):
+        fitness.classifier_inputs(features, "pixels")
+    assert fitness.classifier_config(cfg, "real").epochs == cfg.classifier.epochs
+    assert fitness.classifier_config(cfg, "base").epochs == cfg.generation.generated_epochs
+
+
+# ------------------------------------------------------------------ scoring and wording
+
+class Oracle:
+    """A stand-in classifier that predicts the grades it is told to."""
+    cfg = ClassifierConfig()
+
+    def __init__(self, pred):
+        self.pred = np.asarray(pred)
+
+    def predict(self, motions):
+        assert len(motions) == len(self.pred)
+        return self.pred
+
+
+def test_score_on_test_part_and_on_everything():
+    grades = np.array([1, 2, 3, 2])
+    data = fitness.GradedSet("x", [np.zeros((4, 263))] * 4, grades, np.array(["m01"] * 4),
+                             np.array([False, True, True, False]))
+    report = fitness.score(Oracle([2, 2]), data)
+    assert report["n"] == 2 and report["accuracy"] == 0.5
+    assert report["predicted"] == {1: 0.0, 2: 1.0, 3: 0.0}
+    assert fitness.score(Oracle(grades), data, part="all")["accuracy"] == 1.0
+    with pytest.raises(ValueError, match="part"):
+        fitness.score(Oracle(grades), data, part="train")
+
+
+def test_chance_interval_contains_chance_and_narrows():
+    lo, hi = fitness.chance_interval(30)
+    lo2, hi2 = fitness.chance_interval(3000)
+    assert lo < lo2 < fitness.CHANCE < hi2 < hi
+
+
+def report_with(accuracy, n=300, guess=2):
+    """A classification report on n balanced motions where `accuracy` of them are right and
+    the wrong ones are all predicted `guess` (or the next grade when that is the truth)."""
+    true = np.tile([1, 2, 3], n // 3)
+    pred = true.copy()
+    wrong = np.random.default_rng(0).permutation(n)[: round((1 - accuracy) * n)]
+    pred[wrong] = np.where(true[wrong] == guess, guess % 3 + 1, guess)
+    report = classification_report(true, pred)
+    report["predicted"] = {g: float((pred == g).mean()) for g in (1, 2, 3)}
+    report["true"] = {g: float((true == g).mean()) for g in (1, 2, 3)}
+    return report
+
+
+def results_with(real, base, tuned, trained):
+    names = ["numerical", "textual", "token"]
+    within = {"real": report_with(real), "base": report_with(base),
+              **{n: report_with(a) for n, a in zip(names, tuned)}}
+    return {"within": within,
+            "real_trained": {"real": within["real"], "base": report_with(0.34),
+                             **{n: report_with(a) for n, a in zip(names, trained)}}}
+
+
+def test_aims_are_checked_against_their_targets():
+    rows = fitness.aims(results_with(0.95, 0.40, (0.8, 0.6, 0.75), (0.65, 0.5, 0.9)))
+    reached = {(r["protocol"], r["dataset"]): r["reached"] for r in rows}
+    assert reached[("within", "real")] and reached[("within", "base")]
+    tuned = ("numerical", "textual", "token")
+    assert [reached[("within", n)] for n in tuned] == [True, False, True]
+    assert [reached[("real_trained", n)] for n in tuned] == [True, False, True]
+    assert "**no**" in fitness.aims_table(rows)
+
+
+def test_table2_puts_the_papers_numbers_beside_ours():
+    results = results_with(0.9, 0.4, (0.7, 0.7, 0.7), (0.6, 0.6, 0.6))
+    table = fitness.table2(results["within"])
+    header = table.splitlines()[0]
+    assert "Real *(paper)*" in header and "Token *(paper)*" not in header
+    accuracy = table.splitlines()[2]
+    assert accuracy.startswith("| Accuracy | 90.0% | *84%* |")
+    assert "(paper)" not in fitness.table2(results["within"], paper=False)
+
+
+def test_findings_are_worded_from_the_numbers():
+    good = fitness.findings(results_with(0.95, 0.34, (0.6, 0.8, 0.7), (0.3, 0.78, 0.9)))
+    assert "reaching the project's aim" in good["real"]
+    assert "inside the range" in good["base"]
+    assert "Every fine-tuned set beats the base set" in good["fine_tuned"]
+    assert "As in the paper" in good["fine_tuned"]
+    assert "2 of 3 fine-tuned sets reach the aim of 60%" in good["real_trained"]
+    dominant = good["real_trained"].split("Whatever was requested")[1]
+    assert "grade 2" in dominant and "(base)" in dominant and "(numerical)" in dominant
+    assert "(textual)" not in dominant                 # mostly recognised: no single grade
+    assert "For numerical (60% vs 30%), the paper's protocol scores clearly higher" in \
+        good["protocols"]
+    assert "For token (70% vs 90%), the real-trained classifier does better" in good["protocols"]
+    assert "For textual (80% vs 78%), the two protocols agree" in good["protocols"]
+    assert "reaches 60% (numerical), 80% (textual) and 70% (token)." in good["fine_tuned"]
+
+    bad = fitness.findings(results_with(0.5, 0.8, (0.35, 0.3, 0.35), (0.35, 0.3, 0.35)))
+    assert "short of the project's aim" in bad["real"]
+    assert "outside the range" in bad["base"]
+    assert "No fine-tuned set beats the base set" in bad["fine_tuned"]
+    assert "their order says nothing" in bad["fine_tuned"]
+    middling = fitness.findings(results_with(0.9, 0.34, (0.7, 0.5, 0.9), (0.6, 0.6, 0.6)))
+    assert "Unlike the paper" in middling["fine_tuned"]
+    assert "over-predicts grade 2" in bad["real"]
+    assert all(f"({n})" in bad["real_trained"].split("Whatever")[1]
+               for n in ("base", "numerical", "textual", "token"))
+    assert "none is above the range of random guessing" in bad["fine_tuned"]
+    assert "neither protocol is above the range" in bad["protocols"]
+
+
+def test_datasets_table_and_metrics_record(cfg):
+    grades = np.array([1, 2, 3, 2])
+    data = fitness.GradedSet("real", [np.zeros((4, 263))] * 4, grades, np.array(["m01"] * 4),
+                             np.array([False, True, False, True]),
+                             np.array(["s01", "s02", "s01", "s03"]))
+    row = fitness.datasets_table({"real": data}).splitlines()[2]
+    assert row == "| real | 2 | 2 | 1 / 0 / 1 | 0 / 2 / 0 | s02, s03 | 0 |"
+    results = results_with(0.9, 0.4, (0.7, 0.7, 0.7), (0.6, 0.6, 0.6))
+    record = fitness.metrics_record(cfg, {"real": data}, results, {"train real": 1.0})
+    assert set(record["within"]) == {"real", "base", "numerical", "textual", "token"}
+    token = record["real_trained"]["token"]
+    assert token["accuracy"] == results["real_trained"]["token"]["accuracy"]
+    assert set(fitness.METRICS) | {"confusion"} <= set(record["within"]["real"])
+    assert record["epochs"] == {"real": cfg.classifier.epochs}
+    assert len(record["aims"]) == 8
