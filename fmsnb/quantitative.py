@@ -1,0 +1,348 @@
+"""The quantitative-results chapter: the evaluator a run uses, its Table 1, and plausibility.
+
+The paper's Table 1 needs a text-motion evaluator. With a data root and the published T2M files
+named in the profile, that is the published evaluator; otherwise one is trained here on the run's
+HumanML3D-layout train split and cached in the run directory (`evaluator/evaluator.pt`, with a
+stamp of its settings and corpus, so a rerun reuses it and a changed corpus retrains it). Numbers
+from a self-trained evaluator are comparable only within the run that trained it. This module
+also wraps the run's fully trained models as the generator functions `evaluate.t2m_table` asks
+for (sampling in buckets of similar length, keeping the first replication's motions), lays its
+result out as the paper's table (our "mean ± ci" beside the paper's published means, clearly
+labelled), words the comparisons between rows from the numbers, and gathers the physical
+plausibility measures of `fmsnb.physics` over sets of motions.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fmsnb import corpora, dataset, evaluate, metrics, physics, stages
+from fmsnb.config import Profile
+from fmsnb.evaluator import (Evaluator, EvaluatorConfig, WordVectorizer, load_published,
+                             train_evaluator)
+from fmsnb.humanml3d import N_JOINTS, recover_joints
+from fmsnb.train import CHECKPOINT_RE
+
+EVALUATOR_FILE = "evaluator.pt"
+METRICS = ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity", "MModality")
+# How the paper reads each metric: higher or lower is better, or closer to the ground truth.
+BETTER = {"R@1": "higher", "R@2": "higher", "R@3": "higher", "FID": "lower", "MM-Dist": "lower",
+          "Diversity": "ground truth", "MModality": None}
+GROUND_TRUTH = "Ground truth"
+# Row labels; the base and numerical ones match the paper's rows in `evaluate.PUBLISHED`.
+ROW_LABELS = {stages.BASE: "Base MDM", "numerical": "Fine-tuned MDM (numerical)",
+              "textual": "Fine-tuned MDM (textual)", "token": "Fine-tuned MDM (token)"}
+OURS, PAPERS = "this run", "paper (Table 1)"
+
+
+def row_label(name: str) -> str:
+    """The table row of model `name` (`base` or a style)."""
+    return ROW_LABELS.get(name, f"Fine-tuned MDM ({name})")
+
+
+# --- the evaluator -------------------------------------------------------------------------
+
+def uses_published_evaluator(cfg: Profile) -> bool:
+    """True when the profile names the published T2M checkpoint and a data root is given."""
+    return bool(cfg.evaluator_files.checkpoint) and cfg.uses_real_data
+
+
+def _published_path(cfg: Profile, key: str) -> Path:
+    value = getattr(cfg.evaluator_files, key)
+    if not value:
+        raise ValueError(f"params/{cfg.name}.yml: evaluator_files.checkpoint is set but "
+                         f"evaluator_files.{key} is not; the published evaluator needs "
+                         "checkpoint, glove, mean and std")
+    path = Path(value)
+    return path if path.is_absolute() else Path(cfg.data_root) / path
+
+
+def _load_array(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"T2M evaluator statistics not found: {path}")
+    return np.load(path)
+
+
+def save_evaluator(ev: Evaluator, path, stamp: str) -> Path:
+    """Write the evaluator's modules, word table and mean/std to `path` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"stamp": stamp, "source": ev.source, "cfg": asdict(ev.cfg),
+             "vectors": torch.from_numpy(ev.words.vectors), "index": dict(ev.words.index),
+             "mean": torch.from_numpy(np.asarray(ev.mean, np.float32)),
+             "std": torch.from_numpy(np.asarray(ev.std, np.float32)),
+             "modules": {k: m.state_dict() for k, m in ev.modules().items()}}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_evaluator(path) -> tuple[Evaluator, str]:
+    """An evaluator written by `save_evaluator`, and the stamp it was saved with."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved evaluator at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        words = WordVectorizer(state["vectors"].numpy(), state["index"])
+        ev = Evaluator(words, state["mean"].numpy(), state["std"].numpy(), state["source"],
+                       EvaluatorConfig(**state["cfg"]))
+        for key, module in ev.modules().items():
+            module.load_state_dict(state["modules"][key])
+    except (KeyError, TypeError, RuntimeError, OSError, ValueError, EOFError,
+            pickle.UnpicklingError) as e:
+        raise ValueError(f"{path}: not a saved evaluator of this version ({e})") from e
+    ev._eval()
+    return ev, state["stamp"]
+
+
+def _training_stamp(cfg: Profile, root: Path) -> str:
+    """What a self-trained evaluator depends on: its settings and the corpus's train split."""
+    marker = root / corpora.MARKER
+    split = (root / "train.txt").read_bytes()
+    return json.dumps({"evaluator": asdict(cfg.evaluator),
+                       "corpus_settings": marker.read_text() if marker.is_file() else None,
+                       "train_split": hashlib.sha1(split).hexdigest()}, sort_keys=True)
+
+
+def caption_pairs(items: list[dataset.MotionItem]) -> tuple[list[np.ndarray], list[list[str]]]:
+    """One (motion (T, 263), caption tokens) pair per caption of every item."""
+    pairs = [(item.motion, c.tokens) for item in items for c in item.captions]
+    return [m for m, _ in pairs], [t for _, t in pairs]
+
+
+def get_evaluator(cfg: Profile, progress: bool = True) -> Evaluator:
+    """The run's evaluator: the published one (see `uses_published_evaluator`), else the one
+    trained on the HumanML3D-layout train split, from `run_dir/evaluator/` when its stamp
+    matches, otherwise trained now and saved there. `.source` says which it is."""
+    if uses_published_evaluator(cfg):
+        return load_published(_published_path(cfg, "checkpoint"), _published_path(cfg, "glove"),
+                              _load_array(_published_path(cfg, "mean")),
+                              _load_array(_published_path(cfg, "std")))
+    root = corpora.humanml3d_root(cfg, progress)
+    stamp = _training_stamp(cfg, root)
+    path = cfg.run_dir / "evaluator" / EVALUATOR_FILE
+    if path.is_file():
+        ev, saved = load_evaluator(path)
+        if saved == stamp:
+            return ev
+    features, tokens = caption_pairs(dataset.read_split(root, "train", progress=progress).items)
+    ev = train_evaluator(features, tokens, cfg.evaluator, progress=progress)
+    save_evaluator(ev, path, stamp)
+    return ev
+
+
+def retrieval_check(ev: Evaluator, items, replications: int = 5, seed: int = 0) -> dict:
+    """R@1..3 and MM-Dist of real (caption, motion) pairs of `items`, in batches of 32, averaged
+    over `replications` draws of captions and crops, beside chance (k / 32): a held-out split
+    far above chance shows the evaluator learned to match texts to motions."""
+    rng = np.random.default_rng(seed)
+    runs = {k: [] for k in ("R@1", "R@2", "R@3", "MM-Dist")}
+    for _ in range(replications):
+        feats, _, tokens = evaluate.draw_test_set(items, len(items), rng)
+        top, mm_dist = metrics.r_precision(ev.embed_texts(tokens), ev.embed_motions(feats))
+        for k in range(3):
+            runs[f"R@{k + 1}"].append(top[k])
+        runs["MM-Dist"].append(mm_dist)
+    batch = metrics.R_PRECISION_BATCH
+    return {"pairs": len(items) // batch * batch, "replications": replications,
+            **{k: metrics.confidence_interval(v) for k, v in runs.items()},
+            "chance": {f"R@{k}": k / batch for k in (1, 2, 3)}}
+
+
+# --- Table 1 -------------------------------------------------------------------------------
+
+BUCKET = 16   # requests per sampling call: padding to the longest costs as much as real frames
+
+
+def length_bucketed(generate: evaluate.Generator, bucket: int = BUCKET) -> evaluate.Generator:
+    """`generate` asked in chunks of `bucket` requests of similar length, answers in the order
+    asked. A sampler pads a batch to its longest motion and pays for every padded frame, so
+    sorting the test set's mixed lengths into buckets about halves the cost of a table. Each
+    chunk draws its noise from its own seed, derived from `seed` and the chunk."""
+    if bucket < 1:
+        raise ValueError(f"bucket must be >= 1, got {bucket}")
+
+    def bucketed(captions: list[str], lengths: list[int], seed: int) -> list[np.ndarray]:
+        order = np.argsort(lengths, kind="stable")
+        out = [None] * len(order)
+        for k in range(0, len(order), bucket):
+            idx = order[k:k + bucket]
+            chunk_seed = int(np.random.default_rng([seed, k]).integers(2 ** 31))
+            motions = generate([captions[i] for i in idx], [lengths[i] for i in idx], chunk_seed)
+            for i, motion in zip(idx, motions):
+                out[i] = motion
+        return out
+    return bucketed
+
+
+@dataclass
+class FirstCall:
+    """A generator that keeps the motions of its first call. `evaluate.t2m_table` calls each
+    generator first for its first replication, so `motions` are then the model's answers to
+    that replication's test captions, measured again for plausibility without sampling anew."""
+    generate: evaluate.Generator
+    motions: list[np.ndarray] | None = None
+
+    def __call__(self, captions: list[str], lengths: list[int], seed: int) -> list[np.ndarray]:
+        out = self.generate(captions, lengths, seed)
+        if self.motions is None:
+            self.motions = out
+        return out
+
+
+def trained_steps(cfg: Profile) -> dict[str, int]:
+    """The step of every model's latest checkpoint. Fails with the stage's error when a model
+    has none, and with a ValueError when one stopped short of the profile's steps: a table of
+    half-trained models would otherwise pass for the finished ones."""
+    steps = {}
+    for name in stages.model_names(cfg):
+        path = stages.trained_checkpoint(cfg, name)
+        steps[name] = int(CHECKPOINT_RE.match(path.name).group(1))
+        planned = (cfg.pretrain if name == stages.BASE else cfg.finetune).steps
+        if steps[name] < planned:
+            raise ValueError(f"{path}: model {name!r} has trained {steps[name]} of the profile's "
+                             f"{planned} steps; finish its training (the pretraining and "
+                             "fine-tuning chapters, or python -m fmsnb) before evaluating it")
+    return steps
+
+
+def generators(cfg: Profile) -> dict[str, FirstCall]:
+    """Every model of the run as a length-bucketed `generate(captions, lengths, seed)` that
+    keeps its first answers, keyed by table row. Fails (see `trained_steps`) unless every model
+    has finished training."""
+    trained_steps(cfg)
+    return {row_label(name): FirstCall(length_bucketed(stages.load_generator(cfg, name).generate))
+            for name in stages.model_names(cfg)}
+
+
+def _number(x: float, digits: int) -> str:
+    return f"{round(float(x), digits) + 0.0:.{digits}f}"     # + 0.0: no "-0.000"
+
+
+def _cell(value, digits: int) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, (tuple, list)):
+        return f"{_number(value[0], digits)} ± {_number(value[1], digits)}"
+    return _number(value, digits)
+
+
+def t2m_frame(table: dict, published: dict | None = None, digits: int = 3) -> pd.DataFrame:
+    """The paper's Table 1 layout: rows (source, model), columns R@1..MModality, our cells as
+    "mean ± 95% ci"; the paper's published means (`evaluate.PUBLISHED` by default) follow as
+    rows whose source says they are the paper's. Missing values show as "—"."""
+    published = evaluate.PUBLISHED if published is None else published
+    rows = [((OURS, name), r) for name, r in table["rows"].items()]
+    rows += [((PAPERS, name), r) for name, r in published.items()]
+    index = pd.MultiIndex.from_tuples([k for k, _ in rows], names=["source", "model"])
+    return pd.DataFrame([[_cell(r.get(m), digits) for m in METRICS] for _, r in rows],
+                        index=index, columns=list(METRICS))
+
+
+def _as_pair(value) -> tuple[float, float | None]:
+    """(mean, ci) from a (mean, ci) pair, or (mean, None) from a bare mean."""
+    if isinstance(value, (tuple, list)):
+        return float(value[0]), float(value[1])
+    return float(value), None
+
+
+def describe_change(metric: str, before, after, before_label: str, after_label: str,
+                    ground_truth=None, digits: int = 3) -> str:
+    """One sentence on how `metric` moved from row `before_label` to row `after_label`.
+
+    before/after are (mean, ci) or bare means (the paper's). With intervals, the sentence says
+    whether the change exceeds their combined half-widths (the 95% intervals do not overlap),
+    or that it cannot be judged when both half-widths are 0 (a single replication); beyond the
+    intervals it says whether that is better or worse by the metric's reading (higher / lower,
+    or closer to `ground_truth` (mean, ci) for diversity). Multimodality gets no verdict.
+    """
+    (a, ca), (b, cb) = _as_pair(before), _as_pair(after)
+    if b == a:
+        sentence = (f"{metric} was the same, {_cell(before, digits)} ({before_label}) and "
+                    f"{_cell(after, digits)} ({after_label})")
+    else:
+        sentence = (f"{metric} {'rose' if b > a else 'fell'} from {_cell(before, digits)} "
+                    f"({before_label}) to {_cell(after, digits)} ({after_label})")
+    if ca is None or cb is None:
+        return sentence + "."
+    if ca == 0 and cb == 0:     # one replication: no spread to judge the change against
+        return sentence + "; a single replication gives no interval to judge it by."
+    if abs(b - a) <= ca + cb:
+        return sentence + "; the 95% intervals overlap, so this protocol cannot tell them apart."
+    better = BETTER.get(metric)
+    if better == "ground truth" and ground_truth is not None:
+        gt = _as_pair(ground_truth)[0]
+        verdict = "closer to" if abs(b - gt) < abs(a - gt) else "farther from"
+        return sentence + f", beyond the 95% intervals: {verdict} the ground truth."
+    if better in ("higher", "lower"):
+        improved = (b > a) == (better == "higher")
+        return sentence + (f", beyond the 95% intervals: {'better' if improved else 'worse'} "
+                           f"({better} is better).")
+    return sentence + ", beyond the 95% intervals."
+
+
+# --- physical plausibility -----------------------------------------------------------------
+
+def split_joints(root, split: str) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
+    """Joints (T_i, 22, 3) of every clip of split `split` in a layout folder (`new_joints/`);
+    unreadable or malformed files are skipped and listed as (path, reason)."""
+    root = Path(root)
+    split_file = root / f"{split}.txt"
+    if not split_file.is_file():
+        raise FileNotFoundError(f"split file {split_file} not found")
+    joints, skipped = [], []
+    for name in split_file.read_text().split():
+        path = root / dataset.JOINTS_DIR / f"{name}.npy"
+        try:
+            j = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            skipped.append((str(path), f"unreadable ({e})"))
+            continue
+        if j.ndim != 3 or j.shape[1:] != (N_JOINTS, 3) or len(j) < 4:
+            skipped.append((str(path), f"shape {j.shape}, expected (T >= 4, {N_JOINTS}, 3)"))
+        elif not np.isfinite(j).all():
+            skipped.append((str(path), "NaN or infinite values"))
+        else:
+            joints.append(j.astype(np.float64))
+    return joints, skipped
+
+
+def to_joints(features: list[np.ndarray]) -> list[np.ndarray]:
+    """Global joints (T_i, 22, 3) of de-normalised features (T_i, 263)."""
+    return [recover_joints(f) for f in features]
+
+
+def plausibility_stats(motions: list[np.ndarray]) -> dict:
+    """Each `physics` measure over a set of joints (T_i, 22, 3): (mean, 95% ci) over motions."""
+    if not motions:
+        raise ValueError("no motions to measure")
+    stats = {name: metrics.confidence_interval([f(m) for m in motions])
+             for name, f in physics.MEASURES.items()}
+    return {"motions": len(motions), **stats}
+
+
+def significant(x: float, digits: int = 3) -> str:
+    """x to `digits` significant digits: the measures span 1e-4 m to 1e2 m/s^3, and fixed
+    decimals would show a small but real penetration as 0.000."""
+    return f"{float(x):.{digits}g}"
+
+
+def plausibility_frame(stats: dict[str, dict], digits: int = 3) -> pd.DataFrame:
+    """Rows: motion sets; columns: number of motions and each measure as "mean ± ci", each to
+    `digits` significant digits."""
+    return pd.DataFrame({name: {"motions": s["motions"],
+                                **{m: f"{significant(s[m][0], digits)} ± "
+                                      f"{significant(s[m][1], digits)}" for m in physics.MEASURES}}
+                         for name, s in stats.items()}).T
