@@ -6,6 +6,7 @@ from fmsnb import evaluate, physics, quantitative as q
 from fmsnb.config import load_profile
 from fmsnb.dataset import Caption, MotionItem
 from fmsnb.evaluator import Evaluator, EvaluatorConfig, WordVectorizer
+from test_evaluate import MeanEvaluator as CodeEvaluator
 
 TINY = """name: evaltiny
 standin: {clips_per_action: 1}
@@ -24,20 +25,6 @@ def cfg(tmp_path, monkeypatch):
     monkeypatch.delenv("FMSNB_RUNS", raising=False)     # keep the run inside tmp_path
     torch.set_num_threads(1)
     return profile(tmp_path)
-
-
-class CodeEvaluator:
-    """A transparent evaluator: a motion embeds as its first 8 mean features, a text as its
-    word's code."""
-
-    def __init__(self, codes):
-        self.codes = codes
-
-    def embed_motions(self, features):
-        return np.stack([f.mean(0)[:8] for f in features])
-
-    def embed_texts(self, tokens):
-        return np.stack([self.codes[t[0]] for t in tokens])
 
 
 def coded_items(n=64, seed=0):
