@@ -4,7 +4,9 @@ The paper judges whether generated motions carry their requested fitness grade b
 LSTM (hidden size 120, ReLU, Linear(120 -> 3), softmax) on each dataset and reporting accuracy,
 precision, recall, macro and micro F1, and confusion matrices. Its input size of 360 is not
 explained; here the per-frame input is configurable: `features` (the 263 HumanML3D features,
-normalised with the training set's statistics) or `joints` (22 x 3 root-relative positions).
+normalised with the training set's statistics) or `joints` (22 x 3 root-relative positions),
+optionally every k-th frame only (`frame_step`: an FMS grade shows in the whole movement's
+shape, not in frame-to-frame detail, and the LSTM's cost grows with the frames it reads).
 The sequence is summarised by the LSTM's hidden state at the clip's last valid frame. Focal loss
 (Lin et al. 2018) counters the real data's skew towards grade 2; with gamma = 0 it is plain
 cross-entropy.
@@ -33,6 +35,7 @@ class ClassifierConfig:
     weight_decay: float = 1e-5
     gamma: float = 2.0           # focal loss focusing parameter; 0 = cross-entropy
     batch_size: int = 32
+    frame_step: int = 1          # read every k-th frame (1: all 20 per second)
     seed: int = 0
 
 
@@ -57,14 +60,17 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torc
     return (-(1.0 - log_p.exp()) ** gamma * log_p).mean()
 
 
-def frame_inputs(motions: list[np.ndarray], kind: str) -> list[np.ndarray]:
-    """Per-frame classifier inputs from features (T, 263) or joints (T, 22, 3)."""
+def frame_inputs(motions: list[np.ndarray], kind: str, step: int = 1) -> list[np.ndarray]:
+    """Per-frame classifier inputs (ceil(T / step), D) from features (T, 263) or joints
+    (T, 22, 3), keeping frames 0, step, 2 * step, ..."""
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise ValueError(f"frame_step must be a whole number >= 1, got {step!r}")
     if kind == "features":
-        return [np.asarray(m, np.float32) for m in motions]
+        return [np.asarray(m[::step], np.float32) for m in motions]
     if kind == "joints":
         out = []
         for m in motions:
-            m = np.asarray(m, np.float32).copy()
+            m = np.asarray(m[::step], np.float32).copy()
             m[..., [0, 2]] -= m[:, :1, [0, 2]]           # root-relative in the ground plane
             out.append(m.reshape(len(m), -1))
         return out
@@ -85,7 +91,7 @@ class GradeClassifier:
     def predict(self, motions: list[np.ndarray]) -> np.ndarray:
         """Grades 1..3 (N,) for motions given as the configured input kind."""
         self.model.eval()
-        inputs = frame_inputs(motions, self.cfg.input)
+        inputs = frame_inputs(motions, self.cfg.input, self.cfg.frame_step)
         preds = []
         for i in range(0, len(inputs), 256):
             x, lengths = self._batch(inputs[i:i + 256])
@@ -101,7 +107,7 @@ def train_classifier(motions: list[np.ndarray], grades, cfg: ClassifierConfig,
         raise ValueError(f"grades must be in {GRADES}, got {sorted(set(grades.tolist()))}")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    inputs = frame_inputs(motions, cfg.input)
+    inputs = frame_inputs(motions, cfg.input, cfg.frame_step)
     frames = np.concatenate(inputs)
     mean, std = frames.mean(0), frames.std(0) + 1e-6
     clf = GradeClassifier(cfg, LSTMClassifier(frames.shape[1], cfg.hidden), mean, std)

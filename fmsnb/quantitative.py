@@ -163,30 +163,6 @@ def retrieval_check(ev: Evaluator, items, replications: int = 5, seed: int = 0) 
 
 # --- Table 1 -------------------------------------------------------------------------------
 
-BUCKET = 16   # requests per sampling call: padding to the longest costs as much as real frames
-
-
-def length_bucketed(generate: evaluate.Generator, bucket: int = BUCKET) -> evaluate.Generator:
-    """`generate` asked in chunks of `bucket` requests of similar length, answers in the order
-    asked. A sampler pads a batch to its longest motion and pays for every padded frame, so
-    sorting the test set's mixed lengths into buckets about halves the cost of a table. Each
-    chunk draws its noise from its own seed, derived from `seed` and the chunk."""
-    if bucket < 1:
-        raise ValueError(f"bucket must be >= 1, got {bucket}")
-
-    def bucketed(captions: list[str], lengths: list[int], seed: int) -> list[np.ndarray]:
-        order = np.argsort(lengths, kind="stable")
-        out = [None] * len(order)
-        for k in range(0, len(order), bucket):
-            idx = order[k:k + bucket]
-            chunk_seed = int(np.random.default_rng([seed, k]).integers(2 ** 31))
-            motions = generate([captions[i] for i in idx], [lengths[i] for i in idx], chunk_seed)
-            for i, motion in zip(idx, motions):
-                out[i] = motion
-        return out
-    return bucketed
-
-
 @dataclass
 class FirstCall:
     """A generator that keeps the motions of its first call. `evaluate.t2m_table` calls each
@@ -219,11 +195,11 @@ def trained_steps(cfg: Profile) -> dict[str, int]:
 
 
 def generators(cfg: Profile) -> dict[str, FirstCall]:
-    """Every model of the run as a length-bucketed `generate(captions, lengths, seed)` that
-    keeps its first answers, keyed by table row. Fails (see `trained_steps`) unless every model
+    """Every model of the run as a `generate(captions, lengths, seed)` that keeps its first
+    answers, keyed by table row. Fails (see `trained_steps`) unless every model
     has finished training."""
     trained_steps(cfg)
-    return {row_label(name): FirstCall(length_bucketed(stages.load_generator(cfg, name).generate))
+    return {row_label(name): FirstCall(stages.load_generator(cfg, name).generate)
             for name in stages.model_names(cfg)}
 
 

@@ -52,8 +52,10 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
 
     grades (N,) in 1..3 go to the model's grade token (models trained with style `token`).
     sampler "ddim" runs `steps` steps; "ddpm" always runs all of the diffusion's steps.
-    Caption embeddings come from `cache` (encoded once). One generator seeded with `seed`
-    draws all noise, batch after batch, so the same call gives the same motions.
+    Caption embeddings come from `cache` (encoded once). Requests are batched in order of
+    length, because a batch is padded to its longest motion and every padded frame costs as
+    much as a real one; the answers come back in the order asked. One generator seeded with
+    `seed` draws all noise, batch after batch, so the same call gives the same motions.
     """
     _check_request(model, captions, lengths, grades)
     if batch_size < 1:
@@ -62,20 +64,22 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
     generator = torch.Generator(device).manual_seed(seed)
     mean = torch.as_tensor(np.asarray(mean, dtype=np.float32), device=device)
     std = torch.as_tensor(np.asarray(std, dtype=np.float32), device=device)
-    text = cache.get(list(captions))
-    lengths = torch.tensor([int(n) for n in lengths])
-    out = []
-    for a in tqdm(range(0, len(captions), batch_size), desc="generating", disable=not progress):
+    order = np.argsort([int(n) for n in lengths], kind="stable")
+    text = cache.get([captions[i] for i in order])
+    lengths = torch.tensor([int(lengths[i]) for i in order])
+    grades = None if grades is None else torch.tensor([int(grades[i]) for i in order])
+    out = [None] * len(order)
+    for a in tqdm(range(0, len(order), batch_size), desc="generating", disable=not progress):
         n = lengths[a:a + batch_size]
         mask = torch.arange(int(n.max()))[None, :] < n[:, None]       # (b, T) True = valid
-        grade = None if grades is None else torch.tensor(list(grades[a:a + batch_size]),
-                                                         device=device)
+        grade = None if grades is None else grades[a:a + batch_size].to(device)
         x0 = diffusion.sample(model, text[a:a + batch_size].to(device), mask.to(device), grade,
                               guidance=guidance, sampler=sampler,
                               steps=steps if sampler == "ddim" else None,
                               generator=generator, progress=False)
         features = (x0 * std + mean).cpu().numpy()
-        out += [f[:int(k)] for f, k in zip(features, n)]
+        for i, f, k in zip(order[a:a + batch_size], features, n):
+            out[i] = f[:int(k)]
     return out
 
 

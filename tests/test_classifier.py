@@ -59,3 +59,18 @@ def test_joint_inputs_are_root_relative_and_bad_grades_raise():
         c.train_classifier([j.reshape(10, -1)], [4], c.ClassifierConfig(epochs=1), progress=False)
     with pytest.raises(ValueError, match="unknown classifier input"):
         c.frame_inputs([j], "pixels")
+
+
+def test_frame_step_keeps_every_kth_frame_for_training_and_prediction():
+    motions = [np.arange(30, dtype=np.float32).reshape(10, 3)]
+    kept = c.frame_inputs(motions, "features", step=4)[0]
+    np.testing.assert_array_equal(kept[:, 0], [0, 12, 24])             # frames 0, 4, 8
+    assert c.frame_inputs([np.zeros((10, 22, 3))], "joints", 3)[0].shape == (4, 66)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="frame_step"):
+            c.frame_inputs(motions, "features", bad)
+    rng = np.random.default_rng(0)
+    train_m, train_g = toy_set(rng)
+    clf = c.train_classifier(train_m, train_g, c.ClassifierConfig(epochs=1, frame_step=2),
+                             progress=False)
+    assert clf.mean.shape == (6,) and clf.predict(train_m[:5]).shape == (5,)

@@ -217,30 +217,6 @@ def test_plausibility_stats_and_frame():
         q.plausibility_stats([])
 
 
-def test_length_buckets_keep_the_order_asked_and_are_deterministic():
-    calls = []
-
-    def generate(captions, lengths, seed):
-        calls.append(list(lengths))
-        rng = np.random.default_rng(seed)
-        out = [np.full((n, 263), float(c[1:])) for c, n in zip(captions, lengths)]
-        for m in out:
-            m[:, 1] = rng.normal()                  # column 0: the caption; column 1: noise
-        return out
-    bucketed = q.length_bucketed(generate, bucket=3)
-    lengths = [80, 40, 120, 44, 84, 124, 48]
-    captions = [f"c{i}" for i in range(len(lengths))]
-    out = bucketed(captions, lengths, 0)
-    assert calls == [[40, 44, 48], [80, 84, 120], [124]]          # sorted, chunks of 3
-    assert [len(m) for m in out] == lengths
-    assert [int(m[0, 0]) for m in out] == list(range(len(lengths)))   # answers in order asked
-    again = bucketed(captions, lengths, 0)
-    assert all(np.array_equal(a, b) for a, b in zip(out, again))
-    assert out[0][0, 1] != bucketed(captions, lengths, 1)[0][0, 1]    # the seed matters
-    with pytest.raises(ValueError, match="bucket"):
-        q.length_bucketed(generate, bucket=0)
-
-
 def test_first_call_keeps_the_first_answers_only():
     recorder = q.FirstCall(lambda captions, lengths, seed: [np.full((n, 263), seed)
                                                             for n in lengths])

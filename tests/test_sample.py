@@ -38,6 +38,23 @@ def test_shapes_lengths_and_determinism():
     assert joints.shape == (40, 22, 3) and np.isfinite(joints).all()
 
 
+def test_batches_are_formed_by_length_and_answers_keep_the_order(monkeypatch):
+    diffusion = tiny_diffusion()
+    padded = []
+    real_sample = diffusion.sample
+
+    def recording(model, text, mask, *args, **kw):
+        padded.append(mask.shape[1])
+        return real_sample(model, text, mask, *args, **kw)
+    monkeypatch.setattr(diffusion, "sample", recording)
+    lengths = [40, 10, 38, 12]
+    out = generate(tiny_model().eval(), diffusion, CaptionCache(FakeEncoder()),
+                   [f"caption {n}" for n in lengths], lengths, steps=2, mean=MEAN, std=STD,
+                   batch_size=2, progress=False)
+    assert padded == [12, 40]            # in the order asked, the batches would pad to 40 and 38
+    assert [len(f) for f in out] == lengths
+
+
 def test_grades_reach_the_grade_token():
     model = tiny_model(n_grades=3).eval()
     with torch.no_grad():              # an untrained embedding is random; make it matter
