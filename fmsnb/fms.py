@@ -134,6 +134,17 @@ def parse_file_name(path: str | Path) -> FileName:
     return FileName(view, subject, movement, acquired, int(episode))
 
 
+def _read_json(path: Path, what: str):
+    """The parsed contents of JSON file `path`; FileNotFoundError or ValueError naming it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a valid JSON file (truncated?): {err}") from None
+
+
 def _require(mapping, keys: tuple[str, ...], where: str, path: Path) -> None:
     if not isinstance(mapping, dict):
         raise ValueError(f"{path}: {where} is not a JSON object")
@@ -191,13 +202,7 @@ def read_recording(path: str | Path, min_confidence: int = CONFIDENCE_LOW) -> Re
     name = parse_file_name(path)
     if not 0 <= min_confidence <= 3:
         raise ValueError(f"min_confidence must be in 0..3, got {min_confidence}")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a valid JSON file (truncated?): {err}") from None
+    data = _read_json(path, "file")
     _require(data, ("total_frames", "frames", "original_frmae_num"), "top level", path)
     frames = data["frames"]
     if not isinstance(frames, list) or not frames:
@@ -302,13 +307,7 @@ def read_expert_scores(path: str | Path, policy: str = "majority") -> ScoreTable
     path = Path(path)
     if policy not in POLICIES:
         raise ValueError(f"unknown grade policy {policy!r}; expected one of {POLICIES}")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such score file")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a valid JSON file (truncated?): {err}") from None
+    data = _read_json(path, "score file")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object of subjects at the top level")
 

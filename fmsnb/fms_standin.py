@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from fmsnb.body import BodyShape, Keypoints, random_shape
 from fmsnb.fms import ESSENTIAL_JOINTS, FPS, KINECT_INDEX, MOVEMENTS, VIEW_FOLDERS
 from fmsnb.fms_moves import Take, perform
-from fmsnb.quaternion import qmul
+from fmsnb.quaternion import from_matrix, qmul
 
 # Camera rig (metres, world frame). Both devices stand level at CAMERA_HEIGHT; their depth
 # cameras look CAMERA_TILT_DEG below the horizontal, like the Azure Kinect's depth camera
@@ -109,21 +109,6 @@ class Capture:
     source_frames: np.ndarray    # (T,) int64, `original_frmae_num`
 
 
-def _matrix_to_quat(m: np.ndarray) -> np.ndarray:
-    """Unit quaternion (4,) (w first) of one rotation matrix (3, 3)."""
-    w = np.sqrt(max(1.0 + np.trace(m), 1e-12)) / 2
-    if w > 0.1:
-        return np.array([w, (m[2, 1] - m[1, 2]) / (4 * w), (m[0, 2] - m[2, 0]) / (4 * w),
-                         (m[1, 0] - m[0, 1]) / (4 * w)])
-    i = int(np.argmax(np.diag(m)))       # a half-turn: build from the largest axis component
-    j, k = (i + 1) % 3, (i + 2) % 3
-    r = np.sqrt(1.0 + m[i, i] - m[j, j] - m[k, k])
-    q = np.empty(4)
-    q[0], q[1 + i] = (m[k, j] - m[j, k]) / (2 * r), r / 2
-    q[1 + j], q[1 + k] = (m[j, i] + m[i, j]) / (2 * r), (m[k, i] + m[i, k]) / (2 * r)
-    return q / np.linalg.norm(q)
-
-
 def _runs(rng: np.random.Generator, shape: tuple, share: float, sigma: float) -> np.ndarray:
     """A boolean mask (T, ...) that is True in runs of a few frames, on about `share` of it."""
     field = gaussian_filter1d(rng.normal(size=shape), sigma, axis=0, mode="nearest")
@@ -163,7 +148,7 @@ def capture(kp: Keypoints, camera: Camera, rng: np.random.Generator) -> Capture:
         start = rng.integers(0, T - 4)
         has_body[start:start + rng.integers(1, 5)] = False
 
-    cam_q = _matrix_to_quat(camera.rotation)
+    cam_q = from_matrix(camera.rotation)
     orientations = qmul(np.broadcast_to(cam_q, (T, 32, 4)), kp.kinect32_quats())
     orientations *= np.where(orientations[..., :1] < 0, -1.0, 1.0)   # w >= 0, as the SDK
     source = rng.integers(0, 120) + np.arange(T)

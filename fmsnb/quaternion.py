@@ -59,6 +59,22 @@ def to_matrix(q: np.ndarray) -> np.ndarray:
     ], axis=-1).reshape(q.shape[:-1] + (3, 3))
 
 
+def from_matrix(m: np.ndarray) -> np.ndarray:
+    """The unit quaternion (4,) of one rotation matrix (3, 3); the inverse of `to_matrix` up to
+    the sign of q."""
+    w = np.sqrt(max(1.0 + np.trace(m), 1e-12)) / 2
+    if w > 0.1:
+        return np.array([w, (m[2, 1] - m[1, 2]) / (4 * w), (m[0, 2] - m[2, 0]) / (4 * w),
+                         (m[1, 0] - m[0, 1]) / (4 * w)])
+    i = int(np.argmax(np.diag(m)))       # a half-turn: build from the largest axis component
+    j, k = (i + 1) % 3, (i + 2) % 3
+    r = np.sqrt(1.0 + m[i, i] - m[j, j] - m[k, k])
+    q = np.empty(4)
+    q[0], q[1 + i] = (m[k, j] - m[j, k]) / (2 * r), r / 2
+    q[1 + j], q[1 + k] = (m[j, i] + m[i, j]) / (2 * r), (m[k, i] + m[i, k]) / (2 * r)
+    return q / np.linalg.norm(q)
+
+
 def to_cont6d(q: np.ndarray) -> np.ndarray:
     """The continuous 6D rotation representation: the first two matrix columns, (..., 6)."""
     m = to_matrix(q)

@@ -19,6 +19,9 @@ from fmsnb.captions import GRADES
 from fmsnb.humanml3d import FPS, recover_joints
 from fmsnb.render import animate as render_animation
 
+# A batch pads to its longest motion; lengths within 25% keep the padding under a fifth.
+LENGTH_SPREAD = 1.25
+
 
 def _check_request(model, captions: list[str], lengths: list[int], grades) -> None:
     if isinstance(captions, str) or len(captions) != len(lengths):
@@ -52,10 +55,10 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
 
     grades (N,) in 1..3 go to the model's grade token (models trained with style `token`).
     sampler "ddim" runs `steps` steps; "ddpm" always runs all of the diffusion's steps.
-    Caption embeddings come from `cache` (encoded once). Requests are batched in order of
-    length, because a batch is padded to its longest motion and every padded frame costs as
-    much as a real one; the answers come back in the order asked. One generator seeded with
-    `seed` draws all noise, batch after batch, so the same call gives the same motions.
+    Caption embeddings come from `cache` (encoded once). Requests are batched by length
+    (`length_batches`), because a batch is padded to its longest motion and every padded frame
+    costs as much as a real one; the answers come back in the order asked. One generator seeded
+    with `seed` draws all noise, batch after batch, so the same call gives the same motions.
     """
     _check_request(model, captions, lengths, grades)
     if batch_size < 1:
@@ -69,18 +72,32 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
     lengths = torch.tensor([int(lengths[i]) for i in order])
     grades = None if grades is None else torch.tensor([int(grades[i]) for i in order])
     out = [None] * len(order)
-    for a in tqdm(range(0, len(order), batch_size), desc="generating", disable=not progress):
-        n = lengths[a:a + batch_size]
+    for batch in tqdm(length_batches(lengths.tolist(), batch_size), desc="generating",
+                      disable=not progress):
+        n = lengths[batch]
         mask = torch.arange(int(n.max()))[None, :] < n[:, None]       # (b, T) True = valid
-        grade = None if grades is None else grades[a:a + batch_size].to(device)
-        x0 = diffusion.sample(model, text[a:a + batch_size].to(device), mask.to(device), grade,
+        grade = None if grades is None else grades[batch].to(device)
+        x0 = diffusion.sample(model, text[batch].to(device), mask.to(device), grade,
                               guidance=guidance, sampler=sampler,
                               steps=steps if sampler == "ddim" else None,
                               generator=generator, progress=False)
         features = (x0 * std + mean).cpu().numpy()
-        for i, f, k in zip(order[a:a + batch_size], features, n):
+        for i, f, k in zip(order[batch], features, n):
             out[i] = f[:int(k)]
     return out
+
+
+def length_batches(lengths: list[int], batch_size: int, spread: float = LENGTH_SPREAD
+                   ) -> list[slice]:
+    """Consecutive batches (slices) of ascending `lengths`: at most `batch_size` each, and a new
+    batch wherever a length exceeds `spread` times its batch's first, so that no batch pads
+    many short motions to a long one."""
+    batches, start = [], 0
+    for i in range(1, len(lengths) + 1):
+        if i == len(lengths) or i - start == batch_size or lengths[i] > spread * lengths[start]:
+            batches.append(slice(start, i))
+            start = i
+    return batches
 
 
 def to_joints(features: np.ndarray) -> np.ndarray:

@@ -1,34 +1,15 @@
 import numpy as np
 import pytest
 
+from conftest import TINY_PROFILE
 from fmsnb import stages
 from fmsnb.cli import main
 from fmsnb.config import load_profile
 
-TINY = """name: tiny
-standin: {clips_per_action: 1}
-fms_standin: {subjects: 3, max_episodes: 1}
-fms: {views: [front], mirror: false}
-model: {latent_dim: 16, layers: 1, heads: 2, ff_size: 32}
-pretrain: {steps: 2, batch_size: 4, checkpoint_every: 2, log_every: 1}
-finetune: {steps: 2, batch_size: 4, checkpoint_every: 2, log_every: 1}
-styles: [token]
-sampling: {steps: 2}
-"""
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("repo")
-    (root / "params").mkdir()
-    (root / "fmsnb").mkdir()
-    (root / "params" / "tiny.yml").write_text(TINY)
-    return root
-
 
 @pytest.fixture
-def run(repo, monkeypatch):
-    monkeypatch.setenv("FMSNB_ROOT", str(repo))
+def run(tiny_repo, monkeypatch):
+    monkeypatch.setenv("FMSNB_ROOT", str(tiny_repo))
     return lambda *argv: main([*argv, "--profile", "tiny", "--quiet"])
 
 
@@ -40,21 +21,21 @@ def test_help_of_every_command_exits_cleanly(capsys):
     assert "--num-samples" in capsys.readouterr().out
 
 
-def test_train_then_sample_writes_the_files(run, repo, capsys):
+def test_train_then_sample_writes_the_files(run, tiny_repo, capsys):
     assert run("pretrain") == 0
     assert run("pretrain") == 2                              # checkpoints exist: say --resume
     assert "--resume" in capsys.readouterr().err
     assert run("pretrain", "--resume") == 0
     assert run("finetune", "--style", "token") == 0
-    out = repo / "samples"
+    out = tiny_repo / "samples"
     assert run("sample", "--style", "token", "--movement", "m01", "--grade", "3",
                "--num-samples", "2", "--out", str(out)) == 0
     joints = np.load(out / "sample01_joints.npy")
     assert joints.shape[1:] == (22, 3) and (out / "sample00.mp4").is_file()
     assert (out / "caption.txt").read_text().startswith("a person performs a deep squat")
     assert run("sample", "--caption", "a person waves", "--length", "40", "--no-animation",
-               "--out", str(repo / "free")) == 0
-    assert np.load(repo / "free" / "sample00_features.npy").shape == (40, 263)
+               "--out", str(tiny_repo / "free")) == 0
+    assert np.load(tiny_repo / "free" / "sample00_features.npy").shape == (40, 263)
 
 
 @pytest.mark.parametrize("argv", [
@@ -70,24 +51,25 @@ def test_bad_choices_exit_with_2(run, argv, capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_bad_requests_exit_with_2_and_write_nothing(run, repo, capsys):
-    target = repo / "never"
+def test_bad_requests_exit_with_2_and_write_nothing(run, tiny_repo, capsys):
+    target = tiny_repo / "never"
     assert run("sample", "--style", "token", "--movement", "m01", "--grade", "2",
                "--length", "500", "--out", str(target)) == 2
     assert "196" in capsys.readouterr().err and not target.exists()
-    assert not list(repo.glob(".never.*"))                  # no half-written temporary folder
+    assert not list(tiny_repo.glob(".never.*"))                # no half-written temporary folder
     assert run("sample", "--style", "token", "--movement", "m01", "--out", str(target)) == 2
     assert "--grade" in capsys.readouterr().err
 
 
-def test_checkpoint_of_another_configuration_or_corrupt_file(run, repo, capsys):
-    cfg = load_profile("tiny", root=repo)
-    (repo / "params" / "tiny.yml").write_text(TINY.replace("latent_dim: 16", "latent_dim: 24"))
+def test_checkpoint_of_another_configuration_or_corrupt_file(run, tiny_repo, capsys):
+    cfg = load_profile("tiny", root=tiny_repo)
+    profile = tiny_repo / "params" / "tiny.yml"
+    profile.write_text(TINY_PROFILE.replace("latent_dim: 16", "latent_dim: 24"))
     try:
         assert run("pretrain", "--resume") == 2
         assert "latent_dim: 16 -> 24" in capsys.readouterr().err
     finally:
-        (repo / "params" / "tiny.yml").write_text(TINY)
+        profile.write_text(TINY_PROFILE)
     ckpt = stages.trained_checkpoint(cfg, "token")
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     assert run("sample", "--style", "token", "--movement", "m02", "--grade", "1") == 2

@@ -57,6 +57,17 @@ def test_key_padding_mask(mask_padding):
     assert same_on_valid == mask_padding
 
 
+def test_cpu_inference_skips_the_fused_path_with_the_same_numbers(monkeypatch):
+    model = tiny()
+    x, t, text, mask = inputs()
+    with torch.no_grad():
+        ours = model(x, t, text, mask)
+        assert torch.backends.mha.get_fastpath_enabled()          # the switch is restored
+        monkeypatch.setattr(torch.backends.mha, "set_fastpath_enabled", lambda on: None)
+        fused = model(x, t, text, mask)                           # PyTorch's fused path
+    assert torch.allclose(ours[mask], fused[mask], atol=1e-5)
+
+
 def test_grade_token_changes_output_and_is_dropped_with_text():
     model = tiny(n_grades=3)
     x, t, text, mask = inputs()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from fmsnb.sample import generate, save_sample, to_joints
+from fmsnb.sample import generate, length_batches, save_sample, to_joints
 from fmsnb.text import CaptionCache
 from test_train import MAX_LEN, FakeEncoder, tiny_diffusion, tiny_model
 
@@ -53,6 +53,14 @@ def test_batches_are_formed_by_length_and_answers_keep_the_order(monkeypatch):
                    batch_size=2, progress=False)
     assert padded == [12, 40]            # in the order asked, the batches would pad to 40 and 38
     assert [len(f) for f in out] == lengths
+
+
+def test_length_batches_split_at_the_size_and_where_lengths_spread():
+    def spans(lengths, size):
+        return [(b.start, b.stop) for b in length_batches(lengths, size)]
+    assert spans([40, 40, 40, 40, 40], 2) == [(0, 2), (2, 4), (4, 5)]
+    assert spans([10, 12, 40, 44, 50, 196], 8) == [(0, 2), (2, 5), (5, 6)]   # 50 <= 1.25 * 40
+    assert spans([7], 3) == [(0, 1)] and spans([], 3) == []
 
 
 def test_grades_reach_the_grade_token():

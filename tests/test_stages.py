@@ -4,25 +4,9 @@ import pytest
 from fmsnb import stages
 from fmsnb.config import load_profile
 
-TINY = """name: tiny
-standin: {clips_per_action: 1}
-fms_standin: {subjects: 3, max_episodes: 1}
-fms: {views: [front], mirror: false}
-model: {latent_dim: 16, layers: 1, heads: 2, ff_size: 32}
-pretrain: {steps: 4, batch_size: 4, checkpoint_every: 2, log_every: 2}
-finetune: {steps: 2, batch_size: 4, checkpoint_every: 2, log_every: 1}
-styles: [textual, token]
-sampling: {steps: 2}
-generation: {per_cell: 1}
-"""
-
-
 @pytest.fixture(scope="module")
-def cfg(tmp_path_factory):
-    root = tmp_path_factory.mktemp("repo")
-    (root / "params").mkdir()
-    (root / "params" / "tiny.yml").write_text(TINY)
-    return load_profile("tiny", root=root)
+def cfg(tiny_repo):
+    return load_profile("tiny", root=tiny_repo)
 
 
 def test_finetuning_needs_the_base_model_first(cfg):
