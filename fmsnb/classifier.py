@@ -6,7 +6,9 @@ precision, recall, macro and micro F1, and confusion matrices. Its input size of
 explained; here the per-frame input is configurable: `features` (the 263 HumanML3D features,
 normalised with the training set's statistics) or `joints` (22 x 3 root-relative positions),
 optionally every k-th frame only (`frame_step`: an FMS grade shows in the whole movement's
-shape, not in frame-to-frame detail, and the LSTM's cost grows with the frames it reads).
+shape, not in frame-to-frame detail, and the LSTM's cost grows with the frames it reads). In
+training, each epoch reads every clip from a random one of its k phases (frames j, j + k, ...),
+so the k subsampled copies of a clip augment the data instead of going unused.
 The sequence is summarised by the LSTM's hidden state at the clip's last valid frame. Focal loss
 (Lin et al. 2018) counters the real data's skew towards grade 2; with gamma = 0 it is plain
 cross-entropy.
@@ -107,18 +109,21 @@ def train_classifier(motions: list[np.ndarray], grades, cfg: ClassifierConfig,
         raise ValueError(f"grades must be in {GRADES}, got {sorted(set(grades.tolist()))}")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    inputs = frame_inputs(motions, cfg.input, cfg.frame_step)
+    frame_inputs(motions[:1], cfg.input, cfg.frame_step)          # checks the input settings
+    inputs = frame_inputs(motions, cfg.input)                     # every frame; phases below
     frames = np.concatenate(inputs)
     mean, std = frames.mean(0), frames.std(0) + 1e-6
     clf = GradeClassifier(cfg, LSTMClassifier(frames.shape[1], cfg.hidden), mean, std)
     opt = torch.optim.Adam(clf.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     target = torch.from_numpy(grades - 1).long()
+    step, n_frames = cfg.frame_step, np.array([len(m) for m in inputs])
     clf.model.train()
     for _ in tqdm(range(cfg.epochs), desc="classifier epochs", disable=not progress):
         order = rng.permutation(len(inputs))
+        phase = rng.integers(0, np.minimum(step, n_frames))      # a phase inside each clip
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
-            x, lengths = clf._batch([inputs[j] for j in idx])
+            x, lengths = clf._batch([inputs[j][phase[j]::step] for j in idx])
             loss = focal_loss(clf.model(x, lengths), target[idx], cfg.gamma)
             opt.zero_grad()
             loss.backward()

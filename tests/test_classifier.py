@@ -74,3 +74,21 @@ def test_frame_step_keeps_every_kth_frame_for_training_and_prediction():
     clf = c.train_classifier(train_m, train_g, c.ClassifierConfig(epochs=1, frame_step=2),
                              progress=False)
     assert clf.mean.shape == (6,) and clf.predict(train_m[:5]).shape == (5,)
+
+
+def test_training_reads_every_phase_of_the_subsampled_frames(monkeypatch):
+    firsts = []
+    batch = c.GradeClassifier._batch
+
+    def recording(self, inputs):
+        firsts.extend(float(m[0, 0]) for m in inputs)
+        return batch(self, inputs)
+    monkeypatch.setattr(c.GradeClassifier, "_batch", recording)
+    ramps = [np.arange(12, dtype=np.float32)[:, None] + np.zeros((1, 2), np.float32)] * 6
+    c.train_classifier(ramps, [1, 2, 3] * 2, c.ClassifierConfig(epochs=3, frame_step=3),
+                       progress=False)
+    assert set(firsts) == {0.0, 1.0, 2.0}         # clips start at frame 0, 1 or 2 in training
+    firsts.clear()
+    c.train_classifier(ramps, [1, 2, 3] * 2, c.ClassifierConfig(epochs=1, frame_step=3),
+                       progress=False).predict(ramps)
+    assert firsts[-6:] == [0.0] * 6              # prediction always reads from frame 0
