@@ -17,12 +17,13 @@ SMALL = MDMConfig(latent_dim=32, layers=2, heads=2, ff_size=64, text_dim=16)
 def _bench(seconds_cached: float = 0.5, model: MDMConfig = SMALL) -> dict:
     """A benchmark result with the keys `fmsnb.bench.run_bench` writes."""
     return {
-        "training_speedup": 3.0, "sampling_speedup": 40.0,
+        "training_speedup": 3.0, "sampling_speedup": 40.0, "training_speedup_same_encoder": 1.5,
         "training": {"batch_size": 4, "frames": 60, "steps_timed": 2,
                      "seconds_per_step": {"cached": {"min": seconds_cached},
                                           "reencoded": {"min": 3 * seconds_cached}},
                      "samples_per_second": {"cached": 4 / seconds_cached,
-                                            "reencoded": 4 / (3 * seconds_cached)}},
+                                            "reencoded": 4 / (3 * seconds_cached),
+                                            "reencoded_same_encoder": 4 / (1.5 * seconds_cached)}},
         "sampling": {"n_motions": 2, "frames": 40, "guidance": 2.5,
                      "mdm": {"sampler": "ancestral (ddpm)", "steps": 1000, "steps_timed": 5,
                              "seconds_per_motion": {"min": 8.0}},
@@ -36,7 +37,8 @@ def _bench(seconds_cached: float = 0.5, model: MDMConfig = SMALL) -> dict:
 
 def test_bench_rows_show_both_ways_the_speedups_and_the_setting():
     rows = performance.bench_rows(_bench())
-    training, sampling, model, machine = rows
+    training, same_encoder, sampling, model, machine = rows
+    assert same_encoder["speedup"] == "1.50x" and "minilm-x" in same_encoder["measure"]
     assert training["MDM's way"].startswith("2.7 ") and training["ours"].startswith("8.0 ")
     assert training["speedup"] == "3.00x" and sampling["speedup"] == "40.0x"
     assert "5 steps timed and extrapolated" in sampling["MDM's way"]
@@ -142,7 +144,7 @@ def test_readable_duration_picks_a_unit(seconds, text):
 def test_markdown_table_keeps_key_order_and_escapes_pipes():
     table = performance.markdown_table([{"a": 1, "b": "x|y"}, {"a": 2, "b": "z"}])
     assert table.splitlines() == ["| a | b |", "| --- | --- |", "| 1 | x\\|y |", "| 2 | z |"]
-    assert performance.markdown_table(performance.bench_rows(_bench())).count("\n") == 5
+    assert performance.markdown_table(performance.bench_rows(_bench())).count("\n") == 6
     with pytest.raises(ValueError, match="keys"):
         performance.markdown_table([{"a": 1}, {"b": 2}])
     with pytest.raises(ValueError, match="no rows"):
