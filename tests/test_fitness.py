@@ -215,3 +215,41 @@ def test_datasets_table_and_metrics_record(cfg):
     assert set(fitness.METRICS) | {"confusion"} <= set(record["within"]["real"])
     assert record["epochs"] == {"real": cfg.classifier.epochs}
     assert len(record["aims"]) == 8
+
+
+# ------------------------------------------------------------------ the forest yardstick
+
+def graded(name, grades, rng, shift=1.0, test=None):
+    """Clips whose features sit at `shift` * grade: a grade any summary can read."""
+    feats = [rng.normal(size=(int(rng.integers(20, 40)), 263)) + shift * g for g in grades]
+    test = np.zeros(len(grades), bool) if test is None else test
+    return fitness.GradedSet(name, feats, np.asarray(grades), np.array(["m01"] * len(grades)),
+                             test)
+
+
+def test_clip_statistics_summarise_each_feature():
+    clip = np.arange(6, dtype=float).reshape(3, 2)              # frames 3, features 2
+    stats = fitness.clip_statistics([clip])
+    np.testing.assert_allclose(stats[0], [2, 3, clip[:, 0].std(), clip[:, 1].std(), 0, 1, 4, 5])
+
+
+def test_forest_recognises_readable_grades_and_not_shuffled_ones():
+    rng = np.random.default_rng(0)
+    grades = np.tile([1, 2, 3], 30)
+    real = graded("real", grades, rng, test=np.arange(90) >= 60)
+    faithful = graded("token", grades, rng)
+    shuffled = graded("base", rng.permutation(grades), rng)
+    shuffled.grades = grades                                      # requested, not shown
+    acc = fitness.forest_baseline(real, {"token": faithful, "base": shuffled}, trees=50)
+    assert acc["real"] >= 0.9 and acc["token"] >= 0.9 and acc["base"] <= 0.55
+
+
+def test_forest_finding_is_worded_from_the_numbers():
+    results = results_with(0.7, 0.34, (0.5, 0.5, 0.5), (0.3, 0.4, 0.35))
+    text = fitness.forest_finding(results, {"real": 0.87, "numerical": 0.62, "textual": 0.4,
+                                            "token": 0.3})
+    assert "forest reaches 87%, the LSTM 70%" in text and "within reach" in text
+    assert "62% (numerical), 40% (textual) and 30% (token)" in text and "1 of 3" in text
+    same = fitness.forest_finding(results, {"real": 0.72, "numerical": 0.3, "textual": 0.3,
+                                            "token": 0.3})
+    assert "not what limits" in same
