@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from fmsnb import corpora
 from fmsnb.captions import GRADES, STYLES, check_grade, check_style, condition, movement_captions
@@ -53,6 +54,13 @@ def model_config(cfg: Profile, text_dim: int, style: str = "none") -> MDMConfig:
     return replace(cfg.model, text_dim=text_dim, n_grades=3 if check_style(style).grade_token else 0)
 
 
+def new_model(cfg: Profile, text_dim: int, style: str = "none") -> MDM:
+    """A freshly initialised MDM for the profile (`model_config`), its weights drawn from the
+    profile's seed: the same in every process, whatever drew random numbers before."""
+    torch.manual_seed(cfg.seed)
+    return MDM(model_config(cfg, text_dim, style))
+
+
 def trained_checkpoint(cfg: Profile, name: str) -> Path:
     """The latest checkpoint of model `name`; an error saying which stage to run if none."""
     path = latest_checkpoint(model_dir(cfg, name))
@@ -68,7 +76,7 @@ def pretrain(cfg: Profile, progress: bool = True) -> list[dict]:
     """Train (or continue) the base model on the HumanML3D-layout train split; the loss log."""
     data = read_split(corpora.humanml3d_root(cfg, progress), "train", progress=progress)
     cache = text_cache(cfg)
-    model = MDM(model_config(cfg, cache.encoder.dim))
+    model = new_model(cfg, cache.encoder.dim)
     return train(model, GaussianDiffusion(cfg.diffusion), MotionDataset(data, seed=cfg.seed),
                  cache, cfg.pretrain, model_dir(cfg, BASE), resume=True, progress=progress)
 
@@ -88,7 +96,7 @@ def finetune(cfg: Profile, style: str, progress: bool = True) -> list[dict]:
     data = read_split(root, "train", mean=ckpt["mean"].numpy(), std=ckpt["std"].numpy(),
                       progress=progress)
     cache = text_cache(cfg)
-    model = MDM(model_config(cfg, cache.encoder.dim, style))
+    model = new_model(cfg, cache.encoder.dim, style)
     return train(model, GaussianDiffusion(cfg.diffusion), MotionDataset(data, seed=cfg.seed),
                  cache, cfg.finetune, model_dir(cfg, style), resume=True, style=style,
                  grades=read_grades(root), init_from=base, progress=progress)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from fmsnb import stages
 from fmsnb.config import load_profile
@@ -40,3 +41,11 @@ def test_stages_train_resume_and_sample(cfg):
 def test_lengths_per_movement_are_multiples_of_four(cfg):
     lengths = stages.fms_lengths(cfg)
     assert len(lengths) == 15 and all(n % 4 == 0 and 0 < n <= 196 for n in lengths.values())
+
+
+def test_new_models_do_not_depend_on_random_numbers_drawn_before(cfg):
+    first = stages.new_model(cfg, 16, "token")
+    torch.rand(1000)                                   # e.g. a text encoder loading on the way
+    second = stages.new_model(cfg, 16, "token")
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
+                                                 second.state_dict().values()))
