@@ -149,13 +149,6 @@ def build_html(root: Path) -> Path:
     return root / "_build" / "html" / "index.html"
 
 
-def _under_data_root(cfg: Profile, path: str) -> Path | None:
-    """A file the profile names: absolute, or relative to its data root (None without one)."""
-    if Path(path).is_absolute():
-        return Path(path)
-    return Path(cfg.data_root) / path if cfg.data_root else None
-
-
 def missing_data(cfg: Profile) -> list[str]:
     """What the profile's real data lacks, one line each; empty when everything is in place.
 
@@ -169,7 +162,7 @@ def missing_data(cfg: Profile) -> list[str]:
               for key, value in vars(cfg.evaluator_files).items() if value]
     missing, rootless = [], []
     for what, path in named:
-        found = _under_data_root(cfg, path)
+        found = cfg.data_file(path)
         if found is None:
             rootless.append(f"{what}: {path}")
         elif not found.exists():

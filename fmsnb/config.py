@@ -115,6 +115,13 @@ class Profile:
     def uses_real_data(self) -> bool:
         return self.data_root is not None
 
+    def data_file(self, path: str) -> Path | None:
+        """A file the profile names: absolute as given, else under the data root (None when
+        it is relative and there is no data root)."""
+        if Path(path).is_absolute():
+            return Path(path)
+        return Path(self.data_root) / path if self.data_root else None
+
 
 def repo_root(start: Path | None = None) -> Path:
     """The repository root: $FMSNB_ROOT, else the nearest folder upwards that holds `params/`."""

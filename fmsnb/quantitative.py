@@ -6,18 +6,16 @@ HumanML3D-layout train split and cached in the run directory (`evaluator/evaluat
 stamp of its settings and corpus, so a rerun reuses it and a changed corpus retrains it). Numbers
 from a self-trained evaluator are comparable only within the run that trained it. This module
 also wraps the run's fully trained models as the generator functions `evaluate.t2m_table` asks
-for (sampling in buckets of similar length, keeping the first replication's motions), lays its
-result out as the paper's table (our "mean ± ci" beside the paper's published means, clearly
-labelled), words the comparisons between rows from the numbers, and gathers the physical
-plausibility measures of `fmsnb.physics` over sets of motions.
+for (keeping the first replication's motions), lays its result out as the paper's table (our
+"mean ± ci" beside the paper's published means, clearly labelled), words the comparisons between
+rows from the numbers, and gathers the physical plausibility measures of `fmsnb.physics` over
+sets of motions.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from fmsnb.config import Profile
 from fmsnb.evaluator import (Evaluator, EvaluatorConfig, WordVectorizer, load_published,
                              train_evaluator)
 from fmsnb.humanml3d import N_JOINTS, recover_joints
-from fmsnb.train import CHECKPOINT_RE
+from fmsnb.train import CHECKPOINT_RE, atomic_save
 
 EVALUATOR_FILE = "evaluator.pt"
 METRICS = ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity", "MModality")
@@ -62,8 +60,7 @@ def _published_path(cfg: Profile, key: str) -> Path:
         raise ValueError(f"params/{cfg.name}.yml: evaluator_files.checkpoint is set but "
                          f"evaluator_files.{key} is not; the published evaluator needs "
                          "checkpoint, glove, mean and std")
-    path = Path(value)
-    return path if path.is_absolute() else Path(cfg.data_root) / path
+    return cfg.data_file(value)
 
 
 def _load_array(path: Path) -> np.ndarray:
@@ -74,18 +71,13 @@ def _load_array(path: Path) -> np.ndarray:
 
 def save_evaluator(ev: Evaluator, path, stamp: str) -> Path:
     """Write the evaluator's modules, word table and mean/std to `path` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"stamp": stamp, "source": ev.source, "cfg": asdict(ev.cfg),
              "vectors": torch.from_numpy(ev.words.vectors), "index": dict(ev.words.index),
              "mean": torch.from_numpy(np.asarray(ev.mean, np.float32)),
              "std": torch.from_numpy(np.asarray(ev.std, np.float32)),
              "modules": {k: m.state_dict() for k, m in ev.modules().items()}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    atomic_save(state, path)
+    return Path(path)
 
 
 def load_evaluator(path) -> tuple[Evaluator, str]:

@@ -44,8 +44,8 @@ def model_dir(cfg: Profile, name: str) -> Path:
 def text_cache(cfg: Profile) -> CaptionCache:
     """The profile's frozen text encoder behind a caption cache kept in the run directory."""
     weights = cfg.text.weights
-    if weights and cfg.data_root and not Path(weights).is_absolute():
-        weights = str(Path(cfg.data_root) / weights)
+    if weights and cfg.data_root:
+        weights = str(cfg.data_file(weights))
     return CaptionCache(load_encoder(cfg.text.encoder, weights), cfg.run_dir / "cache")
 
 
