@@ -62,11 +62,15 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torc
     return (-(1.0 - log_p.exp()) ** gamma * log_p).mean()
 
 
+def _check_frame_step(step) -> None:
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise ValueError(f"frame_step must be a whole number >= 1, got {step!r}")
+
+
 def frame_inputs(motions: list[np.ndarray], kind: str, step: int = 1) -> list[np.ndarray]:
     """Per-frame classifier inputs (ceil(T / step), D) from features (T, 263) or joints
     (T, 22, 3), keeping frames 0, step, 2 * step, ..."""
-    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-        raise ValueError(f"frame_step must be a whole number >= 1, got {step!r}")
+    _check_frame_step(step)
     if kind == "features":
         return [np.asarray(m[::step], np.float32) for m in motions]
     if kind == "joints":
@@ -109,7 +113,7 @@ def train_classifier(motions: list[np.ndarray], grades, cfg: ClassifierConfig,
         raise ValueError(f"grades must be in {GRADES}, got {sorted(set(grades.tolist()))}")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    frame_inputs(motions[:1], cfg.input, cfg.frame_step)          # checks the input settings
+    _check_frame_step(cfg.frame_step)
     inputs = frame_inputs(motions, cfg.input)                     # every frame; phases below
     frames = np.concatenate(inputs)
     mean, std = frames.mean(0), frames.std(0) + 1e-6

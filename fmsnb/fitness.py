@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.stats import binom
+from sklearn.ensemble import RandomForestClassifier
 
 from fmsnb import corpora, stages
 from fmsnb.align import META_FILE, SPLITS, read_fms_meta
@@ -208,8 +209,6 @@ def forest_baseline(real: GradedSet, generated: dict[str, GradedSet], seed: int 
     """A yardstick for the LSTM: a random forest (scikit-learn) on `clip_statistics`, trained on
     the real training subjects. Accuracy on the held-out real clips (key `real`) and on every
     motion of each generated set (the real-trained protocol)."""
-    from sklearn.ensemble import RandomForestClassifier
-
     features, grades = real.part(test=False)
     forest = RandomForestClassifier(trees, random_state=seed, n_jobs=-1)
     forest.fit(clip_statistics(features), grades)
