@@ -4,15 +4,13 @@ Commands: `data` (make or check the run's corpora), `pretrain`, `finetune`, `sam
 for a caption or an FMS movement at a grade, written as joints, features and an animation) and
 `bench` (the performance benchmark). Every command takes `--profile` and `--data-root`. Bad
 input (an unknown style or movement, a grade outside 1-3, a length the model cannot make, a
-checkpoint of another configuration, a corrupt file) ends with a message and exit code 2, and
-nothing is written half-way: samples go to a temporary folder that is renamed when complete.
+checkpoint of another configuration, a corrupt file, an --out folder holding other files) ends
+with a message and exit code 2, and nothing is written half-way (`sample.write_folder`).
 """
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from fmsnb import corpora, stages
@@ -20,7 +18,7 @@ from fmsnb.bench import run_bench
 from fmsnb.captions import GRADES, STYLES
 from fmsnb.config import load_profile
 from fmsnb.fms import MOVEMENTS
-from fmsnb.sample import save_sample
+from fmsnb.sample import write_folder
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -105,18 +103,9 @@ def _sample(cfg, args, progress: bool) -> Path:
                                      progress=progress)
         label, caption = "caption", args.caption
     out = args.out or cfg.run_dir / "samples" / f"{name}_{label}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        for i, features in enumerate(motions):
-            save_sample(tmp, f"sample{i:02d}", features, animate=not args.no_animation)
-        (tmp / "caption.txt").write_text(caption + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    info = {"caption": caption, "model": name, "movement": args.movement, "grade": args.grade,
+            "length": length, "seed": args.seed, "guidance": cfg.sampling.guidance}
+    write_folder(out, motions, info, animate=not args.no_animation)
     print(f"{n} motion(s) for {caption!r} from the {name} model -> {out}")
     return out
 

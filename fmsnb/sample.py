@@ -4,11 +4,16 @@
 lengths with the diffusion's guided sampler (batched classifier-free guidance, DDIM with 50 steps
 by default), in batches, from one seeded generator, and undoes the feature normalisation.
 `to_joints` recovers the 22 global joints and `save_sample` writes a sample to disk as .npy files
-plus an animation. Captions of the `numerical` and `textual` styles are conditioned by the caller
+plus an animation; `write_folder` writes a set of samples into a folder it owns (a manifest,
+`samples.json`, lists its files) and never touches a folder holding anything else. Captions of the `numerical` and `textual` styles are conditioned by the caller
 (`captions.condition`), exactly as they were for training.
 """
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +129,67 @@ def save_sample(out_dir, name: str, features: np.ndarray, joints: np.ndarray | N
         paths["animation"] = render_animation(joints, out_dir / f"{name}.mp4", fps=fps,
                                               progress=progress)
     return paths
+
+
+MANIFEST = "samples.json"
+
+
+def _owned_files(out: Path) -> list[str]:
+    """Files of an existing output folder that earlier samples wrote (its manifest lists them);
+    ValueError where the folder holds anything else, so that nothing of the user's is touched."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not entries:
+        return []
+    try:
+        owned = json.loads((out / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"--out {out} is a folder that holds other files ({', '.join(entries[:3])}"
+                         f"{', ...' if len(entries) > 3 else ''}), not earlier samples of fmsnb; "
+                         "give a new or empty folder") from None
+    foreign = [e for e in entries if e not in owned and e != MANIFEST]
+    if foreign:
+        raise ValueError(f"--out {out} holds files that fmsnb did not write ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}); give a new or empty folder")
+    return list(owned)
+
+
+def write_folder(out, motions: list[np.ndarray], info: dict, animate: bool = True) -> Path:
+    """Write motions (N of (T_i, 263)) as sample00.., plus caption.txt and the manifest
+    samples.json (`info` and the file list), into folder `out`.
+
+    A new folder is made whole in a hidden temporary folder beside it and renamed into place.
+    An existing folder is written only when empty or holding nothing but an earlier call's files
+    (its manifest); only those files are replaced, and the manifest lists old and new files while
+    they are swapped, so an interrupted call leaves a folder the next call accepts.
+    """
+    out = Path(out)
+    owned = _owned_files(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        for i, features in enumerate(motions):
+            save_sample(tmp, f"sample{i:02d}", features, animate=animate)
+        (tmp / "caption.txt").write_text(str(info.get("caption", "")) + "\n")
+        files = sorted(p.name for p in tmp.iterdir())
+        manifest = json.dumps({**info, "files": files}, indent=1)
+        if not out.exists():
+            (tmp / MANIFEST).write_text(manifest)
+            tmp.rename(out)
+            return out
+        _write_atomic(out / MANIFEST, json.dumps({"files": sorted(set(owned) | set(files))}))
+        for name in files:
+            os.replace(tmp / name, out / name)
+        for name in set(owned) - set(files):
+            (out / name).unlink(missing_ok=True)
+        _write_atomic(out / MANIFEST, manifest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    part = path.with_name(path.name + ".part")
+    part.write_text(text)
+    os.replace(part, path)

@@ -74,3 +74,20 @@ def test_checkpoint_of_another_configuration_or_corrupt_file(run, tiny_repo, cap
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     assert run("sample", "--style", "token", "--movement", "m02", "--grade", "1") == 2
     assert "truncated or corrupt" in capsys.readouterr().err
+
+
+def test_sample_out_never_deletes_a_users_folder(run, tiny_repo, capsys):
+    if stages.latest_checkpoint(stages.model_dir(load_profile("tiny", root=tiny_repo),
+                                                  stages.BASE)) is None:
+        assert run("pretrain") == 0
+    users = tiny_repo / "work"
+    users.mkdir()
+    (users / "thesis.tex").write_text("x")
+    assert run("sample", "--caption", "walk", "--length", "20", "--no-animation",
+               "--out", str(users)) == 2
+    assert "thesis.tex" in capsys.readouterr().err
+    assert (users / "thesis.tex").read_text() == "x"
+    assert run("sample", "--caption", "walk", "--length", "20", "--no-animation",
+               "--out", str(users / "thesis.tex")) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert (users / "thesis.tex").read_text() == "x"

@@ -1,10 +1,12 @@
 """Tests of sampling: shapes and lengths, determinism for a seed, grade and length checks, and
 the files a saved sample leaves. Tiny untrained model, few DDIM steps, CPU."""
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from fmsnb.sample import generate, length_batches, save_sample, to_joints
+from fmsnb.sample import generate, length_batches, save_sample, to_joints, write_folder
 from fmsnb.text import CaptionCache
 from test_train import MAX_LEN, FakeEncoder, tiny_diffusion, tiny_model
 
@@ -105,3 +107,42 @@ def test_save_sample_writes_the_files(tmp_path, shared_data):
     assert "animation" not in only_npy
     with pytest.raises(ValueError, match="do not match"):
         save_sample(tmp_path / "c", "x", features, np.zeros((5, 22, 3)))
+
+
+def _motions(n: int, shared_data) -> list:
+    features = np.load(shared_data / "humanml3d" / "new_joint_vecs" / "012314.npy")[:20]
+    return [features] * n
+
+
+def test_write_folder_never_touches_a_users_files(tmp_path, shared_data):
+    users = tmp_path / "thesis"
+    users.mkdir()
+    (users / "thesis.tex").write_text("x")
+    with pytest.raises(ValueError, match="thesis.tex"):
+        write_folder(users, _motions(1, shared_data), {"caption": "walk"}, animate=False)
+    assert (users / "thesis.tex").read_text() == "x" and sorted(users.iterdir()) == [
+        users / "thesis.tex"]
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("y")
+    with pytest.raises(ValueError, match="is a file"):
+        write_folder(a_file, _motions(1, shared_data), {}, animate=False)
+    assert a_file.read_text() == "y"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_write_folder_replaces_only_its_own_earlier_samples(tmp_path, shared_data):
+    out = tmp_path / "out"
+    write_folder(out, _motions(3, shared_data), {"caption": "walk", "grade": 3}, animate=False)
+    manifest = json.loads((out / "samples.json").read_text())
+    assert manifest["grade"] == 3 and "sample02_joints.npy" in manifest["files"]
+    write_folder(out, _motions(1, shared_data), {"caption": "run"}, animate=False)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "caption.txt", "sample00_features.npy", "sample00_joints.npy", "samples.json"]
+    assert (out / "caption.txt").read_text() == "run\n"
+    (out / "mine.txt").write_text("z")                 # the user adds a file: hands off again
+    with pytest.raises(ValueError, match="mine.txt"):
+        write_folder(out, _motions(1, shared_data), {}, animate=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert (write_folder(empty, _motions(1, shared_data), {}, animate=False)
+            / "sample00_joints.npy").is_file()
