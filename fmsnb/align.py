@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from fmsnb import dataset
 from fmsnb.captions import plain_captions
-from fmsnb.fms import KINECT_INDEX, MOVEMENTS, FMSDataset, Recording
+from fmsnb.fms import KINECT_INDEX, MOVEMENTS, FMSDataset, Recording, skip_counts
 from fmsnb.humanml3d import (FPS, JOINT_NAMES, mirror_joints, process_joints, recover_joints,
                              target_offsets)
 
@@ -375,7 +375,9 @@ class CorpusSummary:
     dropped_pieces: int
     dropped_frames: int
     too_long: int                       # clips the HumanML3D reader will filter (>= its maximum)
-    skipped: list[tuple[str, str]]      # (path, reason): recordings that could not be aligned
+    # (path, reason): what the reader skipped (`FMSDataset.skipped`), then recordings that could
+    # not be aligned
+    skipped: list[tuple[str, str]]
     alignment: dict
 
     def report(self) -> str:
@@ -391,9 +393,9 @@ class CorpusSummary:
             f"  dropped {self.dropped_pieces} pieces shorter than {MIN_JOINT_FRAMES} frames at "
             f"20 fps ({self.dropped_frames} frames at 30 fps); {self.too_long} clips of "
             f"{dataset.MAX_FRAMES} or more frames (the reader will filter them)",
-            f"  skipped {len(self.skipped)} recordings",
+            f"  skipped {len(self.skipped)} inputs" + (":" if self.skipped else ""),
         ]
-        lines += [f"    {path}: {reason}" for path, reason in self.skipped]
+        lines += [f"    {line}" for line in skip_counts(self.skipped)]
         return "\n".join(lines)
 
 
@@ -431,13 +433,15 @@ def write_fms_corpus(fms: FMSDataset, out_dir, mirror: bool = False,
     out = Path(out_dir)
     recordings = [(ep, rec) for ep in fms for rec in ep.recordings.values()]
     if not recordings:
-        raise ValueError(f"no recordings to write to {out}: the FMS dataset is empty")
+        raise ValueError(f"no recordings to write to {out}: the FMS dataset is empty; "
+                         + "; ".join(skip_counts(fms.skipped)))
     _remove_previous_corpus(out)
     alignment = alignment or fit_alignment(rec for _, rec in recordings)
     groups = split_subjects((ep.subject for ep, _ in recordings), split_fractions, seed)
     subject_split = {s: split for split, subjects in groups.items() for s in subjects}
     names = {s: [] for s in SPLITS}
-    meta, skipped, totals = {}, [], Counter()
+    meta, totals = {}, Counter()
+    skipped = [(str(path), reason) for path, reason in fms.skipped]
     movement_grade = {m: {g: 0 for g in (1, 2, 3)} for m in MOVEMENTS}
     for ep, rec in tqdm(recordings, desc="aligning FMS recordings", disable=not progress):
         try:
@@ -487,8 +491,12 @@ def write_fms_corpus(fms: FMSDataset, out_dir, mirror: bool = False,
         dropped_pieces=totals["dropped_pieces"], dropped_frames=totals["dropped_frames"],
         too_long=totals["too_long"], skipped=skipped, alignment=alignment.to_dict())
     (out / META_FILE).write_text(json.dumps(meta, indent=1))
-    (out / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=1))
+    write_summary(out, summary)
     return summary
+
+
+def write_summary(out, summary: CorpusSummary) -> None:
+    (Path(out) / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=1))
 
 
 def read_fms_meta(root) -> dict[str, dict]:

@@ -3,16 +3,23 @@
 A profile (`smoke`, `default`, `full`) fixes every setting of a run: corpus sizes, model sizes,
 step counts, evaluation protocol. Notebooks and the command line take only a profile name (plus a
 data root for the real datasets) and read everything else from here, so that switching profile
-changes numbers, never code. Each section of the YAML file maps onto one dataclass below; an
-unknown key is an error naming the file, so that a typo never silently falls back to a default.
+changes numbers, never code. Each section of the YAML file maps onto one dataclass below, and
+every value is checked against its field's type when the file is read: an unknown key or a value
+of the wrong type is an error naming the file, the section, the key, the value and the expected
+type, so that a typo never silently falls back to a default nor fails later in a run. Numbers
+that YAML reads as text (`2e-4`, which has no dot) are accepted where a float is expected.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Union
 
 import yaml
 
@@ -21,6 +28,7 @@ from fmsnb.classifier import ClassifierConfig
 from fmsnb.diffusion import DiffusionConfig
 from fmsnb.evaluate import EvalConfig
 from fmsnb.evaluator import EvaluatorConfig
+from fmsnb.fms import POLICIES, VIEWS
 from fmsnb.mdm import MDMConfig
 from fmsnb.train import TrainConfig
 
@@ -47,12 +55,22 @@ class FMSConfig:
     policy: str = "majority"       # expert-grade consolidation: "majority" or "mean"
     mirror: bool = True            # add left-right mirrored copies (the paper's future work)
 
+    def __post_init__(self):
+        # checked here, not when the corpora are read: a bad view would surface only after the
+        # stand-ins were generated
+        bad = [v for v in self.views if v not in VIEWS]
+        if bad or not self.views or len(set(self.views)) != len(self.views):
+            raise ValueError(f"views: got {self.views!r}, expected distinct names from {VIEWS}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy: got {self.policy!r}, expected one of {POLICIES}")
+
 
 @dataclass
 class TextConfig:
     """The frozen text encoder: `minilm` (offline default, 384-d) or `clip` (MDM's, 512-d)."""
     encoder: str = "minilm"
     weights: str | None = None     # a local CLIP ViT-B/32 file; relative paths: under data_root
+    side_words: bool = False       # ours: append the caption's side words (`text.SideWords`)
 
 
 @dataclass
@@ -62,6 +80,8 @@ class SamplingConfig:
     sampler: str = "ddim"          # "ddim" (respaced, fast) or "ddpm" (all diffusion steps)
     steps: int = 50                # DDIM steps
     batch_size: int = 64
+    # The scale of grade guidance (ours; `diffusion.guided`) in the "<style>+gg" ablations.
+    grade_guidance: float = 6.0
 
 
 @dataclass
@@ -69,6 +89,7 @@ class GenerationConfig:
     """The generated FMS datasets of the classification chapter (paper: 40 per cell)."""
     per_cell: int = 40             # motions per (movement, grade): 15 x 3 x 40 = 1,800
     generated_epochs: int = 512    # classifier epochs on a generated set (paper: 512)
+    grade_guided: list = field(default_factory=list)   # styles also sampled as "<style>+gg"
 
 
 @dataclass
@@ -103,11 +124,15 @@ class Profile:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     root: Path = field(default=Path("."), repr=False)
+    # A sweep variant's own folder (`sweep.variant`); None: the profile's run folder.
+    run_path: Path | None = field(default=None, init=False, repr=False)
 
     @property
     def run_dir(self) -> Path:
         """Where this profile's artefacts go: `runs/<profile>/` under the repository root, or
         under $FMSNB_RUNS when set (separate runs of one checkout, e.g. parallel test runs)."""
+        if self.run_path is not None:
+            return self.run_path
         runs = Path(os.environ["FMSNB_RUNS"]) if os.environ.get("FMSNB_RUNS") else self.root / "runs"
         return runs / self.name
 
@@ -143,24 +168,92 @@ def reference_data() -> Path | None:
     return path if (path / "humanml3d").is_dir() else None
 
 
-def _build(cls, values: dict[str, Any], source: str):
-    """Instantiate dataclass `cls` from a YAML mapping, recursing into dataclass-typed fields."""
+# A float as people write it; YAML 1.1 (PyYAML) reads `2e-4` (no dot) as the string "2e-4".
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+class _Mismatch(Exception):
+    """A value that does not fit a field's type; the message is the expected type."""
+
+
+def _type_name(tp) -> str:
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if typing.get_origin(tp) is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}" if typing.get_args(tp) else "a list"
+    return "a mapping" if dataclasses.is_dataclass(tp) else getattr(tp, "__name__", str(tp))
+
+
+def _convert(value, tp, source: str, section: str):
+    """`value` as field type `tp` (bool, int, float, str, Path, list[...], X | None, a nested
+    dataclass); _Mismatch when it does not fit. No other coercion: "32" is not an int."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, {} if value is None else value, source, section)
+    if origin in (Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _convert(value, option, source, section)
+            except _Mismatch:
+                continue
+        raise _Mismatch(_type_name(tp))
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise _Mismatch("a finite number (float)")
+    elif tp in (str, Path):
+        if isinstance(value, str):
+            return tp(value)
+    elif origin is list or tp is list:
+        if isinstance(value, list):
+            (item,) = typing.get_args(tp) or (typing.Any,)
+            return [_convert(v, item, source, section) for v in value]
+    elif origin is dict or tp is dict:
+        if isinstance(value, dict):
+            return value
+    else:                                   # a type this loader does not know: as read
+        return value
+    raise _Mismatch(_type_name(tp))
+
+
+def _build(cls, values, source: str, section: str = "top level"):
+    """Instantiate dataclass `cls` from a YAML mapping, every value checked against its field's
+    type (recursing into dataclass-typed fields); a ValueError names the file, the section, the
+    key, the value and the expected type."""
     if not isinstance(values, dict):
-        raise ValueError(f"{source}: section for {cls.__name__} must be a mapping, got {values!r}")
+        raise ValueError(f"{source}: [{section}] must be a mapping of keys to values, got "
+                         f"{values!r} ({type(values).__name__})")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"{source}: unknown key(s) {unknown} for {cls.__name__}; "
+        raise ValueError(f"{source}: [{section}] unknown key(s) {unknown} for {cls.__name__}; "
                          f"known: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
-        default = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
-        sub = default() if default is not None else None
-        if dataclasses.is_dataclass(sub):
-            kwargs[key] = _build(type(sub), value or {}, f"{source} [{key}]")
-        else:
-            kwargs[key] = value
-    return cls(**kwargs)
+        where = key if section == "top level" else f"{section}.{key}"
+        try:
+            kwargs[key] = _convert(value, hints[key], source, where)
+        except _Mismatch as err:
+            raise ValueError(f"{source}: [{section}] {key}: got {value!r} "
+                             f"({type(value).__name__}), expected {err}") from None
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as err:          # the dataclass's own checks (__post_init__)
+        raise ValueError(f"{source}: [{section}] {err}") from None
 
 
 def load_profile(name: str, data_root: str | None = None, root: Path | None = None) -> Profile:
@@ -170,8 +263,15 @@ def load_profile(name: str, data_root: str | None = None, root: Path | None = No
     if not path.is_file():
         known = sorted(p.stem for p in (root / "params").glob("*.yml"))
         raise FileNotFoundError(f"no profile {name!r}: {path} does not exist (known: {known})")
-    with open(path) as f:
-        values = yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML: {err}") from None
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a profile is a mapping of sections (model:, pretrain:, ...), "
+                         f"got {type(values).__name__}")
     if values.get("name", name) != name:
         raise ValueError(f"{path}: name {values['name']!r} does not match the file name {name!r}")
     values["name"] = name

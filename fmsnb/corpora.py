@@ -5,13 +5,19 @@ the raw FMS recordings, and those recordings aligned into the HumanML3D layout f
 With a data root (the `full` profile) the first two are the real datasets under
 `DATA_ROOT/HumanML3D` and `DATA_ROOT/FMS`; otherwise they are the embedded procedural stand-ins,
 generated into `runs/<profile>/data/`. Derived corpora are written once and reused by later
-chapters; a `.complete` file records the settings that made them, so a folder left half-written,
-or made with other settings, is made again rather than silently reused.
+chapters; a `.complete` file records the settings that made them, so a folder made with other
+settings is made again rather than silently reused. Each is written into a hidden temporary
+folder beside its place and renamed into place when complete, so a corpus folder is either whole
+or not there: a killed run leaves only the temporary folder, which the next run removes.
 """
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from fmsnb import align, fms, fms_standin, standin
 from fmsnb.config import Profile
@@ -34,8 +40,27 @@ def _is_complete(folder: Path, settings: dict) -> bool:
     return marker.is_file() and json.loads(marker.read_text()) == settings
 
 
-def _mark_complete(folder: Path, settings: dict) -> None:
-    (folder / MARKER).write_text(json.dumps(settings, indent=1) + "\n")
+def _made(folder: Path, settings: dict, write: Callable[[Path], object]) -> Path:
+    """`folder`, made by `write(tmp)` in a hidden temporary folder beside it and renamed into
+    place with its settings marker, unless it already holds a corpus of these settings. The
+    folders live in the run directory, which fmsnb owns: a folder of other settings, or one an
+    earlier version left half-written, is replaced, as are temporary folders of killed runs."""
+    if _is_complete(folder, settings):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for stale in folder.parent.glob(f".{folder.name}.*"):
+        shutil.rmtree(stale)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        write(tmp)
+        (tmp / MARKER).write_text(json.dumps(settings, indent=1) + "\n")
+        if folder.exists():
+            folder.rename(tmp.with_name(tmp.name + ".old"))     # swept with the temporaries
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp.with_name(tmp.name + ".old"), ignore_errors=True)
+    return folder
 
 
 def _real(cfg: Profile, name: str, expected) -> Path:
@@ -50,25 +75,21 @@ def humanml3d_root(cfg: Profile, progress: bool = True) -> Path:
     """The pretraining corpus: real HumanML3D, or the stand-in generated on first use."""
     if cfg.uses_real_data:
         return _real(cfg, "HumanML3D", HUMANML3D_FILES)
-    folder = cfg.run_dir / "data" / "humanml3d_standin"
     settings = {"clips_per_action": cfg.standin.clips_per_action, "seed": cfg.standin.seed}
-    if not _is_complete(folder, settings):
-        standin.generate(folder, cfg.standin.clips_per_action, cfg.standin.seed, progress=progress)
-        _mark_complete(folder, settings)
-    return folder
+    return _made(cfg.run_dir / "data" / "humanml3d_standin", settings,
+                 lambda tmp: standin.generate(tmp, cfg.standin.clips_per_action, cfg.standin.seed,
+                                              progress=progress))
 
 
 def fms_raw_root(cfg: Profile, progress: bool = True) -> Path:
     """The FMS recordings in the published layout: real, or the stand-in generated on first use."""
     if cfg.uses_real_data:
         return _real(cfg, "FMS", ("Skeleton data/Front", "experts_score.json"))
-    folder = cfg.run_dir / "data" / "fms_raw"
     s = cfg.fms_standin
     settings = {"subjects": s.subjects, "max_episodes": s.max_episodes, "seed": s.seed}
-    if not _is_complete(folder, settings):
-        fms_standin.generate(folder, s.subjects, s.max_episodes, s.seed, progress=progress)
-        _mark_complete(folder, settings)
-    return folder
+    return _made(cfg.run_dir / "data" / "fms_raw", settings,
+                 lambda tmp: fms_standin.generate(tmp, s.subjects, s.max_episodes, s.seed,
+                                                  progress=progress))
 
 
 def fms_dataset(cfg: Profile, progress: bool = True) -> fms.FMSDataset:
@@ -85,8 +106,9 @@ def fms_corpus_root(cfg: Profile, progress: bool = True) -> Path:
     source = source.relative_to(cfg.run_dir) if source.is_relative_to(cfg.run_dir) else source
     settings = {"source": str(source), "views": list(cfg.fms.views),
                 "policy": cfg.fms.policy, "mirror": cfg.fms.mirror, "seed": cfg.seed}
-    if not _is_complete(folder, settings):
-        align.write_fms_corpus(fms_dataset(cfg, progress), folder, mirror=cfg.fms.mirror,
-                               seed=cfg.seed, progress=progress)
-        _mark_complete(folder, settings)
-    return folder
+
+    def write(tmp: Path) -> None:
+        summary = align.write_fms_corpus(fms_dataset(cfg, progress), tmp, mirror=cfg.fms.mirror,
+                                         seed=cfg.seed, progress=progress)
+        align.write_summary(tmp, replace(summary, out_dir=str(folder)))   # not the temporary name
+    return _made(folder, settings, write)

@@ -185,9 +185,9 @@ UNIT_LENGTH = 4                   # training lengths are multiples of this
 
 def read_captions(path) -> list[Caption]:
     """Parse a texts file into Captions. Blank lines are ignored; a line without exactly four
-    '#'-separated fields, with a non-numeric start/end, or with an empty caption or tokens field
-    is a ValueError naming the file and line number. NaN start/end read as 0.0, as in the
-    reference loader."""
+    '#'-separated fields, with a non-numeric or infinite start/end, or with an empty caption or
+    tokens field is a ValueError naming the file and line number. NaN start/end read as 0.0, as
+    in the reference loader."""
     path = Path(path)
     captions = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
@@ -203,6 +203,9 @@ def read_captions(path) -> list[Caption]:
         except ValueError:
             raise ValueError(f"{path}, line {number}: start/end {fields[2]!r}/{fields[3]!r} "
                              "are not numbers") from None
+        if np.isinf(start) or np.isinf(end):     # no frame index to cut a sub-clip at
+            raise ValueError(f"{path}, line {number}: start/end {fields[2]!r}/{fields[3]!r} "
+                             "must be finite")
         if not text.strip() or not tokens.split():
             raise ValueError(f"{path}, line {number}: empty caption or tokens field")
         captions.append(Caption(text, tokens.split(),

@@ -175,6 +175,12 @@ def _body_arrays(bodies: list[dict], frame_ids: list[int], path: Path):
             if not isinstance(levels, list) or len(levels) != 32:
                 raise ValueError(f"{path}: frame {t}: confidence_level must hold 32 values")
         raise ValueError(f"{path}: non-numeric joint positions or confidence levels")
+    # numpy reads "12.5" as 12.5: coordinates written as text are a fault of the file
+    for body, t in zip(bodies, frame_ids):
+        for j, p in enumerate(body["joint_positions"]):
+            if any(isinstance(v, (str, bool)) for v in p):
+                raise ValueError(f"{path}: frame {t} joint {j}: coordinates must be numbers, "
+                                 f"got {p!r}")
     # JSON null and NaN both arrive as NaN here; such frames are marked invalid, never dropped.
     bad = ~np.isin(confidence, (0, 1, 2, 3))
     if bad.any():
@@ -216,6 +222,9 @@ def read_recording(path: str | Path, min_confidence: int = CONFIDENCE_LOW) -> Re
                          f"({len(frames)} frames)")
     for t, frame in enumerate(frames):
         _require(frame, ("timestamp_usec", "bodies"), f"frame {t}", path)
+        if not isinstance(frame["bodies"], list):
+            raise ValueError(f"{path}: frame {t}: 'bodies' must be a list of bodies, got "
+                             f"{type(frame['bodies']).__name__}")
     with_body = [t for t, frame in enumerate(frames) if frame["bodies"]]
     if not with_body:
         raise ValueError(f"{path}: no frame has a body (all {len(frames)} frames empty)")
@@ -449,3 +458,19 @@ class FMSDataset:
     def __repr__(self) -> str:
         return (f"FMSDataset({len(self)} episodes, views={self.views}, "
                 f"policy={self.scores.policy!r}, {len(self.skipped)} skipped)")
+
+
+def skip_counts(skipped, first: int = 3) -> list[str]:
+    """One line per kind of reason in `skipped` (path, reason) pairs: how many, the first
+    reason in full and the first files. Reasons that differ only in numbers (frame, subject,
+    episode, line) are one kind, so 40 ungraded recordings make one line, not 40."""
+    kinds: dict[str, list[tuple[str, str]]] = {}
+    for path, reason in skipped:
+        reason = reason.removeprefix(f"{path}: ")
+        kinds.setdefault(re.sub(r"\d+", "N", reason), []).append((Path(path).name, reason))
+    lines = []
+    for entries in sorted(kinds.values(), key=len, reverse=True):
+        names = ", ".join(name for name, _ in entries[:first])
+        more = f" and {len(entries) - first} more" if len(entries) > first else ""
+        lines.append(f"{len(entries)} x {entries[0][1]} ({names}{more})")
+    return lines

@@ -141,9 +141,9 @@ def test_toc_ends_with_the_performance_chapter_and_the_reference_pages():
     files = [c["file"] for c in toc["chapters"]]
     assert files[:2] == ["book/notebooks/01_motion_representation",
                          "book/notebooks/02_data_alignment"]
-    assert files[-4:] == ["book/notebooks/09_performance", "book/real_data", "book/profiles",
-                          "book/references"]
-    assert all((REPO / f"{f}.md").is_file() for f in files[-3:])
+    assert files[-5:] == ["book/notebooks/09_performance", "book/real_data", "book/profiles",
+                          "book/hard_edges", "book/references"]
+    assert all((REPO / f"{f}.md").is_file() for f in files[-4:])
 
 
 def test_profiles_page_shows_every_profile_file():

@@ -32,7 +32,9 @@ def test_train_then_sample_writes_the_files(run, tiny_repo, capsys):
                "--num-samples", "2", "--out", str(out)) == 0
     joints = np.load(out / "sample01_joints.npy")
     assert joints.shape[1:] == (22, 3) and (out / "sample00.mp4").is_file()
-    assert (out / "caption.txt").read_text().startswith("a person performs a deep squat")
+    caption = (out / "caption.txt").read_text()
+    assert caption.startswith("a person performs a deep squat")
+    assert caption.endswith("\nFMS grade 3\n")        # a token model's caption does not say it
     assert run("sample", "--caption", "a person waves", "--length", "40", "--no-animation",
                "--out", str(tiny_repo / "free")) == 0
     assert np.load(tiny_repo / "free" / "sample00_features.npy").shape == (40, 263)

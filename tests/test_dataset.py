@@ -274,3 +274,13 @@ def test_real_clip_with_real_normalisation(tmp_path, shared_data):
     # HumanML3D's own Std is group-constant, as mean_std makes it
     for group in FEATURE_GROUPS.values():
         assert np.unique(data.std[group]).size == 1
+
+
+def test_infinite_caption_times_are_a_counted_skip(tmp_path):
+    # issue 11, defect 6: `#inf#inf` made the sub-clip frame computation an OverflowError
+    layout(tmp_path, {"good": (60, [WALK]), "endless": (60, [WALK])})
+    (tmp_path / "texts/endless.txt").write_text("they turn#they/PRON turn/VERB#inf#inf\n")
+    data = ds.read_split(tmp_path, "train", progress=False)
+    assert [i.name for i in data.items] == ["good"]
+    assert data.skipped == [(str(tmp_path / "texts/endless.txt"),
+                             "line 1: start/end 'inf'/'inf' must be finite")]

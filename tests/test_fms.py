@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fmsnb.fms import (ESSENTIAL_JOINTS, KINECT_JOINTS, KINECT_PARENTS, MOVEMENTS, FMSDataset,
-                       consolidate, parse_file_name, read_expert_scores, read_recording)
+                       consolidate, parse_file_name, read_expert_scores, read_recording,
+                       skip_counts)
 
 NAME = "front_s01_m01_20210522141451_e1.json"
 
@@ -227,3 +228,26 @@ def test_dataset_paths(tmp_path):
     assert len(ds) == 4
     with pytest.raises(ValueError, match="views"):
         FMSDataset(root, views=("top",), progress=False)
+
+
+def test_bodies_object_and_text_coordinates_name_the_file(tmp_path):
+    # issue 11, defect 9: `bodies` as an object was a KeyError, text coordinates were accepted
+    data = skeleton(3)
+    data["frames"][1]["bodies"] = {"0": body(1)}
+    with pytest.raises(ValueError, match="frame 1: 'bodies' must be a list of bodies, got dict"):
+        read_recording(write(tmp_path / NAME, data))
+    data = skeleton(3)
+    data["frames"][2]["bodies"][0]["joint_positions"][4] = ["4.0", "20.0", "2500.0"]
+    with pytest.raises(ValueError, match="frame 2 joint 4: coordinates must be numbers"):
+        read_recording(write(tmp_path / NAME, data))
+
+
+def test_skip_counts_group_reasons_that_differ_in_numbers():
+    skipped = [(f"/d/front_s0{i}_m01_20210522141451_e1.json",
+                f"no expert grade for s0{i} m01 e1 in experts_score.json") for i in range(1, 6)]
+    skipped.append(("/d/notes.json", "/d/notes.json: bad file name, expected ..."))
+    assert skip_counts(skipped) == [
+        "5 x no expert grade for s01 m01 e1 in experts_score.json (front_s01_m01_20210522141451_"
+        "e1.json, front_s02_m01_20210522141451_e1.json, front_s03_m01_20210522141451_e1.json "
+        "and 2 more)",
+        "1 x bad file name, expected ... (notes.json)"]
