@@ -135,11 +135,18 @@ def train_classifier(motions: list[np.ndarray], grades, cfg: ClassifierConfig,
     return clf
 
 
+def row_shares(counts) -> np.ndarray:
+    """A confusion matrix (K, K) of counts, rows = true class, divided by each row's total: the
+    diagonal holds each class's recall. A row without items stays zero."""
+    counts = np.asarray(counts)
+    rows = counts.sum(1, keepdims=True)
+    return np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+
+
 def classification_report(true, pred) -> dict:
     """Accuracy, macro precision/recall/F1, micro F1 and the row-normalised confusion matrix."""
     true, pred = np.asarray(true), np.asarray(pred)
     cm = confusion_matrix(true, pred, labels=list(GRADES))
-    rows = cm.sum(1, keepdims=True)
     return {
         "accuracy": float((true == pred).mean()),
         "precision": float(precision_score(true, pred, labels=list(GRADES), average="macro",
@@ -151,7 +158,6 @@ def classification_report(true, pred) -> dict:
         "micro_f1": float(f1_score(true, pred, labels=list(GRADES), average="micro",
                                    zero_division=0)),
         "confusion": cm.tolist(),
-        "confusion_normalised": np.divide(cm, rows, out=np.zeros(cm.shape),
-                                          where=rows > 0).tolist(),
+        "confusion_normalised": row_shares(cm).tolist(),
         "n": int(len(true)),
     }

@@ -540,19 +540,28 @@ def plot_skeleton_mapping(source: np.ndarray, source_chains: Chains, dropped: Se
 # --- Chapter 06 (fitness classification): confusion matrices as heat maps ---
 
 def plot_confusion_matrices(matrices: Mapping[str, np.ndarray], *, labels: Sequence = (1, 2, 3),
-                            title: str | None = None, panel_size: float = 2.6) -> Figure:
+                            title: str | None = None, panel_size: float = 2.6,
+                            label: str = "grade", columns: int | None = None,
+                            annotate: bool = True) -> Figure:
     """Confusion matrices, counts (K, K) with rows = true class and columns = predicted, as
-    row-normalised heat maps on one colour scale (0..1), one panel per entry of `matrices`.
+    row-normalised heat maps on one colour scale (0..1), one panel per entry of `matrices`,
+    `columns` panels to a line (all on one line by default), one colour bar for all.
 
-    Each cell shows the share of its row (the recall on the diagonal); each row label gives the
-    row's count, so that a share is read against the number of motions behind it. A row
-    without motions stays blank.
+    With `annotate`, each cell shows the share of its row (the recall on the diagonal); each
+    row label gives the row's count, so that a share is read against the number of motions
+    behind it. A row without motions stays blank. `label` names the classes on the axes
+    ("true grade", "predicted grade").
     """
     if not matrices:
         raise ValueError("no confusion matrices to draw")
-    fig = Figure(figsize=(panel_size * len(matrices) + 0.9, panel_size + 0.5),
+    columns = min(columns or len(matrices), len(matrices))
+    n_rows = -(-len(matrices) // columns)
+    fig = Figure(figsize=(panel_size * columns + 0.9, (panel_size + 0.5) * n_rows),
                  layout="constrained")
-    axes = fig.subplots(1, len(matrices), squeeze=False)[0]
+    axes = fig.subplots(n_rows, columns, squeeze=False).ravel()
+    for ax in axes[len(matrices):]:                  # the last line's empty places
+        ax.remove()
+    axes = axes[:len(matrices)]
     for k, (ax, (name, counts)) in enumerate(zip(axes, matrices.items())):
         counts = np.asarray(counts, dtype=float)
         if counts.shape != (len(labels), len(labels)) or (counts < 0).any():
@@ -560,16 +569,16 @@ def plot_confusion_matrices(matrices: Mapping[str, np.ndarray], *, labels: Seque
                              f"{(len(labels), len(labels))}, got shape {counts.shape}")
         rows = counts.sum(1, keepdims=True)
         shares = np.divide(counts, rows, out=np.full(counts.shape, np.nan), where=rows > 0)
-        last = k == len(matrices) - 1
-        sns.heatmap(shares, ax=ax, vmin=0.0, vmax=1.0, cmap="Blues", annot=True, fmt=".2f",
-                    square=True, cbar=last, linewidths=0.5, linecolor="white",
+        sns.heatmap(shares, ax=ax, vmin=0.0, vmax=1.0, cmap="Blues", annot=annotate, fmt=".2f",
+                    square=True, cbar=False, linewidths=0.5, linecolor="white",
                     xticklabels=list(labels),
-                    yticklabels=[f"{g} (n={int(n)})" for g, n in zip(labels, rows[:, 0])],
-                    cbar_kws={"label": "share of the row", "shrink": 0.8} if last else None)
+                    yticklabels=[f"{g} (n={int(n)})" for g, n in zip(labels, rows[:, 0])])
         ax.set_title(name, fontsize=10)
-        ax.set_xlabel("predicted grade")
-        ax.set_ylabel("true grade" if k == 0 else "")
+        ax.set_xlabel(f"predicted {label}")
+        ax.set_ylabel(f"true {label}" if k % columns == 0 else "")
         ax.tick_params(axis="y", rotation=0)
+    fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), colormaps["Blues"]), ax=list(axes),
+                 label="share of the row", shrink=0.8)
     if title:
         fig.suptitle(title, fontsize=11)
     return fig

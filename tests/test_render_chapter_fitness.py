@@ -24,3 +24,15 @@ def test_confusion_matrices_reject_bad_input():
         render.plot_confusion_matrices({"x": np.ones((2, 3))})
     with pytest.raises(ValueError, match="no confusion"):
         render.plot_confusion_matrices({})
+
+
+def test_confusion_matrices_wrap_into_lines_and_name_their_classes():
+    labels = [f"m{k:02d}" for k in range(1, 6)]
+    counts = {name: np.eye(5, dtype=int) * 3 for name in ("a", "b", "c")}
+    fig = render.plot_confusion_matrices(counts, labels=labels, label="movement", columns=2,
+                                         annotate=False)
+    heat = [ax for ax in fig.axes if ax.get_title()]
+    assert len(fig.axes) == 4                          # three panels, no empty fourth, one bar
+    assert [ax.get_ylabel() for ax in heat] == ["true movement", "", "true movement"]
+    assert heat[1].get_xlabel() == "predicted movement" and not heat[0].texts
+    assert heat[0].get_position().y0 > heat[2].get_position().y0       # c on the second line
