@@ -55,6 +55,9 @@ class BenchConfig:
     repeats: int = 3              # whole DDIM runs timed
     guidance: float = 2.5
     seed: int = 0
+    # Draws of test captions on which the trained base model's two samplers are scored
+    # (`performance.sampler_quality`, chapter 09).
+    sampler_draws: int = 2
 
 
 def bench_captions() -> list[str]:

@@ -5,20 +5,46 @@ for a caption or an FMS movement at a grade, written as joints, features and an 
 `bench` (the performance benchmark). Every command takes `--profile` and `--data-root`. Bad
 input (an unknown style or movement, a grade outside 1-3, a length the model cannot make, a
 checkpoint of another configuration, a corrupt file, an --out folder holding other files) ends
-with a message and exit code 2, and nothing is written half-way (`sample.write_folder`).
+with a message and exit code 2, and nothing is written half-way (`sample.write_folder`). Ctrl-C
+or SIGTERM ends a command with one line (for training: where the last checkpoint is) and exit
+code 130, after removing its temporary files. book/hard_edges.md lists every case the tests try.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
-from fmsnb import corpora, stages
+from fmsnb import align, corpora, stages, sweep
 from fmsnb.bench import run_bench
 from fmsnb.captions import GRADES, STYLES
 from fmsnb.config import load_profile
-from fmsnb.fms import MOVEMENTS
+from fmsnb.fms import MOVEMENTS, skip_counts
 from fmsnb.sample import write_folder
+from fmsnb.train import config_differences
+
+
+def _checked(convert, rule: str, ok):
+    """An argparse type: convert, then `ok(value)` or exit 2 with a one-line reason."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"{rule}, got {text!r}")
+        return value
+    return parse
+
+
+FINITE = _checked(float, "must be a finite number", math.isfinite)
+FRAMES = _checked(int, "must be a whole number of frames, at least 1", lambda n: n >= 1)
+COUNT = _checked(int, "must be a whole number, at least 1", lambda n: n >= 1)
+TEXT = _checked(str, "must hold some text", lambda s: bool(s.strip()))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,27 +72,39 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue from the latest checkpoint of an earlier run")
     p = command("sample", "generate motions for a caption, or an FMS movement at a grade")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--caption", help="free text, used as given")
-    what.add_argument("--movement", choices=list(MOVEMENTS),
-                      help="an FMS movement code; the caption follows the model's style")
+    what.add_argument("--caption", type=TEXT, help="free text, used as given")
+    what.add_argument("--movement", choices=list(MOVEMENTS), metavar="{m01..m15}",
+                      help="an FMS movement; the caption follows the model's style: " + "; ".join(
+                          f"{m.code} {m.test} ({m.variant})" for m in MOVEMENTS.values()))
     p.add_argument("--grade", type=int, choices=GRADES,
                    help="FMS grade to ask for (with --movement; needed by fine-tuned models)")
     p.add_argument("--style", default="none", choices=list(STYLES),
                    help="which model: none = the base model, else the model fine-tuned with "
                         "that style (default: %(default)s)")
-    p.add_argument("--length", type=int, default=None,
-                   help="frames at 20 fps (default: 120, or the movement's typical length)")
-    p.add_argument("--num-samples", type=int, default=1, help="motions to generate")
-    p.add_argument("--guidance", type=float, default=None,
-                   help="classifier-free guidance scale (default: the profile's)")
+    p.add_argument("--length", type=FRAMES, default=None,
+                   help="frames at 20 fps, from 1 to the model's max_len (196 unless the profile "
+                        "says otherwise; default: 120, or the movement's typical length)")
+    p.add_argument("--num-samples", type=COUNT, default=1, help="motions to generate")
+    p.add_argument("--guidance", type=FINITE, default=None,
+                   help="classifier-free guidance scale, a finite number (default: the profile's)")
     p.add_argument("--sampler", choices=("ddim", "ddpm"), default=None,
                    help="ddim (respaced, fast) or ddpm (every diffusion step)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the profile's)")
+    p.add_argument("--steps", type=COUNT, default=None,
+                   help="DDIM steps, at least 1 (default: the profile's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: runs/<profile>/samples/<name>)")
     p.add_argument("--no-animation", action="store_true", help="write only the .npy files")
     command("bench", "measure training and sampling speed: ours against MDM's way")
+    p = command("sweep", "train a variant of the profile and probe its quality "
+                         "(rows appended to runs/<profile>/sweep.json)")
+    p.add_argument("--variant", required=True, help="the variant's name (its folder)")
+    p.add_argument("--stage", choices=sweep.STAGES, default="finetune",
+                   help="what the variant trains (default: %(default)s, from the profile's base)")
+    p.add_argument("--style", action="append", choices=[s for s in STYLES if s != "none"],
+                   help="fine-tuning style (repeatable; default: the profile's styles)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="a changed setting, e.g. finetune.lr=1e-3 (repeatable)")
     return parser
 
 
@@ -74,7 +112,14 @@ def _data(cfg, progress: bool) -> None:
     print("data:", corpora.describe(cfg))
     print("HumanML3D-layout corpus:", corpora.humanml3d_root(cfg, progress))
     print("FMS recordings:", corpora.fms_raw_root(cfg, progress))
-    print("FMS corpus in HumanML3D layout:", corpora.fms_corpus_root(cfg, progress))
+    corpus = corpora.fms_corpus_root(cfg, progress)
+    print("FMS corpus in HumanML3D layout:", corpus)
+    summary = corpus / align.SUMMARY_FILE
+    skipped = json.loads(summary.read_text())["skipped"]
+    if skipped:
+        print(f"skipped {len(skipped)} FMS inputs (all listed in {summary}):")
+        for line in skip_counts(skipped):
+            print("  " + line)
 
 
 def _sample(cfg, args, progress: bool) -> Path:
@@ -83,12 +128,15 @@ def _sample(cfg, args, progress: bool) -> Path:
         raise ValueError(f"the {name} model generates a movement at a grade: give --grade")
     if args.caption is not None and args.grade is not None:
         raise ValueError("--grade goes with --movement (a free caption is used as given)")
-    if args.num_samples < 1:
-        raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
     for key in ("guidance", "sampler", "steps"):
         if getattr(args, key) is not None:
             setattr(cfg.sampling, key, getattr(args, key))
     generator = stages.load_generator(cfg, name)
+    expected = asdict(stages.model_config(cfg, generator.model.cfg.text_dim, generator.style))
+    differs = config_differences(expected, asdict(generator.model.cfg))
+    if differs:
+        print(f"note: the {name} checkpoint's model is not the profile's (profile -> checkpoint: "
+              f"{'; '.join(differs)}); sampling with the checkpoint's", file=sys.stderr)
     n = args.num_samples
     if args.movement:
         length = args.length or stages.fms_lengths(cfg)[args.movement]
@@ -105,8 +153,10 @@ def _sample(cfg, args, progress: bool) -> Path:
     out = args.out or cfg.run_dir / "samples" / f"{name}_{label}"
     info = {"caption": caption, "model": name, "movement": args.movement, "grade": args.grade,
             "length": length, "seed": args.seed, "guidance": cfg.sampling.guidance}
-    write_folder(out, motions, info, animate=not args.no_animation)
-    print(f"{n} motion(s) for {caption!r} from the {name} model -> {out}")
+    write_folder(out, motions, info, animate=not args.no_animation, progress=progress)
+    size = generator.model.cfg
+    print(f"{n} motion(s) for {caption!r} from the {name} model (latent_dim {size.latent_dim}, "
+          f"layers {size.layers}) -> {out}")
     return out
 
 
@@ -118,9 +168,15 @@ def _check_fresh(cfg, name: str, resume: bool) -> None:
                          "pass --resume to continue that run")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     progress = not args.quiet
+    # SIGTERM unwinds like Ctrl-C, so that temporary files and folders are removed on the way out
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         cfg = load_profile(args.profile, args.data_root)
         if args.command == "data":
@@ -137,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{stages.model_dir(cfg, args.style)}")
         elif args.command == "sample":
             _sample(cfg, args, progress)
+        elif args.command == "sweep":
+            for row in sweep.run(cfg, args.variant, args.set, args.stage,
+                                 args.style or cfg.styles, progress):
+                print(json.dumps(row))
         elif args.command == "bench":
             result = run_bench(cfg.bench, cfg.run_dir / "bench.json", progress=progress)
             print(f"sampling speedup {result['sampling_speedup']:.1f}x, training speedup "
@@ -144,4 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as stop:
+        print(f"interrupted: {stop}" if str(stop) else "interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0

@@ -32,13 +32,28 @@ def cosine_alpha_bar(s: np.ndarray) -> np.ndarray:
 
 
 def guided(model, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, mask: torch.Tensor,
-           grade: torch.Tensor | None = None, scale: float = 2.5) -> torch.Tensor:
+           grade: torch.Tensor | None = None, scale: float = 2.5,
+           plain: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+           grade_scale: float | None = None) -> torch.Tensor:
     """Classifier-free guided x0 (B, T, F): uncond + scale * (cond - uncond).
 
     cond and uncond come from ONE forward pass over the batch stacked twice, the second copy
     with the null condition; scale = 1 is plain conditional prediction (a single pass, B rows).
+    Grade guidance (ours, beyond the paper) also takes `plain` = (text, grade) of the condition
+    without its grade (the plain caption, grade 0) and guides the two parts apart:
+    uncond + scale * (plain - uncond) + grade_scale * (cond - plain), one pass of 3 B rows;
+    with grade_scale = scale it is the ordinary guidance again.
     """
     B = x.shape[0]
+    if grade_scale is not None:
+        plain_text, plain_grade = plain
+        grades = None if grade is None else torch.cat([grade, plain_grade, grade])
+        drop = torch.arange(3 * B, device=x.device) >= 2 * B
+        out = model(torch.cat([x, x, x]), torch.cat([t, t, t]),
+                    torch.cat([text, plain_text, text]), torch.cat([mask, mask, mask]),
+                    grades, drop=drop)
+        cond, plain_out, uncond = out[:B], out[B:2 * B], out[2 * B:]
+        return uncond + scale * (plain_out - uncond) + grade_scale * (cond - plain_out)
     if scale == 1:
         return model(x, t, text, mask, grade, drop=torch.zeros(B, dtype=torch.bool,
                                                                  device=x.device))
@@ -138,8 +153,12 @@ class GaussianDiffusion:
     def sample(self, model, text: torch.Tensor, mask: torch.Tensor,
                grade: torch.Tensor | None = None, guidance: float = 2.5, sampler: str = "ddim",
                steps: int | None = None, eta: float = 0.0,
-               generator: torch.Generator | None = None, progress: bool = True) -> torch.Tensor:
+               generator: torch.Generator | None = None, progress: bool = True,
+               plain: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+               grade_scale: float | None = None, bar=None) -> torch.Tensor:
         """Generate x0 (B, T, n_feats) for text (B, text_dim) and mask (B, T) True = valid.
+        `plain` and `grade_scale`: grade guidance (see `guided`). `bar`: a caller's progress
+        bar, advanced once per denoising step (instead of this call's own).
 
         Noise comes from `generator` (drawn on its device, then moved to the model's), so a seed
         fixes the result. Padded frames of the output are zero. The model runs in eval mode and
@@ -149,6 +168,8 @@ class GaussianDiffusion:
         device = next(model.parameters()).device
         text, mask = text.to(device), mask.to(device).bool()
         grade = None if grade is None else grade.to(device)
+        if grade_scale is not None:
+            plain = (plain[0].to(device), None if plain[1] is None else plain[1].to(device))
         shape = (*mask.shape, model.cfg.n_feats)
         noise_device = generator.device if generator is not None else "cpu"
 
@@ -160,9 +181,9 @@ class GaussianDiffusion:
         model.eval()
         try:
             for i, t in enumerate(tqdm(timesteps, desc=f"sampling ({sampler})",
-                                       disable=not progress)):
+                                       disable=not progress or bar is not None)):
                 x0 = guided(model, x, torch.full((shape[0],), t, dtype=torch.long, device=device),
-                            text, mask, grade, guidance)
+                            text, mask, grade, guidance, plain, grade_scale)
                 # Drawn at every step, so that both samplers consume the generator identically.
                 noise = randn()
                 if sampler == "ddpm":
@@ -170,6 +191,8 @@ class GaussianDiffusion:
                 else:
                     t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
                     x = self.ddim_step(x0, x, t, t_prev, eta, noise)
+                if bar is not None:
+                    bar.update(1)
         finally:
             model.train(was_training)
         return x * mask[..., None].to(x.dtype)

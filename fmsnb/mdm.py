@@ -6,7 +6,14 @@ the sinusoidal timestep embedding, plus, for the `token` conditioning style, a l
 embedding. Every token gets the sinusoidal positional encoding and dropout; the first output token
 is discarded and the rest are projected back to the per-frame features. For classifier-free
 guidance the condition is replaced by the null condition (text embedding zeroed, grade index 0)
-for `cond_drop_prob` of the training samples, as MDM does. Released MDM lets padded frames take
+for `cond_drop_prob` of the training samples, as MDM does. The text embedding passes through a
+fixed gain matrix `text_gain` (text_dim, text_dim) before the projection: the identity until
+training sets it (`set_text_gain`), so that captions which differ only in a side or a grade,
+whose embeddings are 0.98-0.99 alike, differ in the projection's input as much as different
+movements do; the model's function class is unchanged, only what Adam's steps move faster.
+With `patch` = k > 1 (ours, not MDM's) each token carries k consecutive frames: the transformer
+runs on T / k tokens, so a step costs about k times less and a CPU trains k times more steps
+in the same minutes; the frames of a token come out of one linear map of its output. Released MDM lets padded frames take
 part in attention; `mask_padding=True` (ours) hides them with a key-padding mask instead, and
 `mask_padding=False` keeps MDM's behaviour for faithfulness.
 """
@@ -33,6 +40,7 @@ class MDMConfig:
     cond_drop_prob: float = 0.1   # share of training samples given the null condition
     mask_padding: bool = True     # False: padded frames take part in attention, as in MDM
     n_grades: int = 0             # 3 enables the `token` style's learned grade embedding
+    patch: int = 1                # frames per token; MDM: 1 (ours: > 1, see the docstring)
 
 
 def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
@@ -48,13 +56,16 @@ class MDM(nn.Module):
 
     def __init__(self, cfg: MDMConfig):
         super().__init__()
+        if cfg.patch < 1:
+            raise ValueError(f"patch must be >= 1 frame per token, got {cfg.patch}")
         if cfg.latent_dim % 2 or cfg.latent_dim % cfg.heads:
             raise ValueError(f"latent_dim {cfg.latent_dim} must be even and divisible by "
                              f"heads {cfg.heads}")
         self.cfg = cfg
         d = cfg.latent_dim
-        self.input_proj = nn.Linear(cfg.n_feats, d)
+        self.input_proj = nn.Linear(cfg.n_feats * cfg.patch, d)
         self.text_proj = nn.Linear(cfg.text_dim, d)
+        self.register_buffer("text_gain", torch.eye(cfg.text_dim))
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         # Index 0 is "no grade": the null condition and grade-less samples use it.
         self.grade_emb = nn.Embedding(cfg.n_grades + 1, d) if cfg.n_grades else None
@@ -63,7 +74,7 @@ class MDM(nn.Module):
                                            cfg.activation, batch_first=True)
         # Nested tensors would change padded outputs between train and eval; keep them dense.
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
-        self.output_proj = nn.Linear(d, cfg.n_feats)
+        self.output_proj = nn.Linear(d, cfg.n_feats * cfg.patch)
 
     def param_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -91,7 +102,7 @@ class MDM(nn.Module):
                 else torch.zeros(B, dtype=torch.bool, device=x_t.device)
         keep = (~drop.bool()).to(text.dtype)[:, None]
 
-        cond = self.text_proj(text * keep) + self.time_mlp(sinusoid(t, cfg.latent_dim))
+        cond = self.text_proj((text * keep) @ self.text_gain) + self.time_mlp(sinusoid(t, cfg.latent_dim))
         if grade is not None and self.grade_emb is None:
             raise ValueError("a grade was given but the model has n_grades=0 (no grade token)")
         if self.grade_emb is not None:
@@ -101,12 +112,15 @@ class MDM(nn.Module):
                 raise ValueError(f"grades must lie in 0..{cfg.n_grades}, got {grade.tolist()}")
             cond = cond + self.grade_emb(grade.long() * keep.squeeze(1).long())
 
-        seq = torch.cat([cond[:, None], self.input_proj(x_t)], dim=1)      # (B, 1+T, d)
-        seq = self.pos_drop(seq + sinusoid(torch.arange(T + 1, device=x_t.device),
+        k = cfg.patch
+        n = -(-T // k)                                                       # tokens, T / k up
+        frames = nn.functional.pad(x_t, (0, 0, 0, n * k - T)).reshape(B, n, k * F)
+        seq = torch.cat([cond[:, None], self.input_proj(frames)], dim=1)    # (B, 1+n, d)
+        seq = self.pos_drop(seq + sinusoid(torch.arange(n + 1, device=x_t.device),
                                            cfg.latent_dim))
         pad = None
         if cfg.mask_padding:       # True marks keys to ignore; the condition token is always kept
-            valid = mask.bool()
+            valid = nn.functional.pad(mask.bool(), (0, n * k - T)).reshape(B, n, k).any(-1)
             pad = torch.cat([torch.zeros_like(valid[:, :1]), ~valid], dim=1)
         # PyTorch's fused inference path attends through a masked softmax that makes a padded
         # batch about twice as slow on a CPU as the regular path (same numbers): skip it there.
@@ -116,4 +130,31 @@ class MDM(nn.Module):
             out = self.encoder(seq, src_key_padding_mask=pad)
         finally:
             torch.backends.mha.set_fastpath_enabled(fast)
-        return self.output_proj(out[:, 1:])
+        return self.output_proj(out[:, 1:]).reshape(B, n * k, F)[:, :T]
+
+
+def text_gain(table: torch.Tensor, cap: float) -> torch.Tensor:
+    """A gain matrix (D, D) for caption embeddings table (N, D): along each principal direction
+    of the table's spread, the gain sqrt(largest variance / its variance), at most `cap`, so the
+    small differences between captions (side, grade) are amplified up to `cap` times; directions
+    the table does not vary in keep gain 1. cap <= 1 gives the identity."""
+    D = table.shape[1]
+    if cap <= 1 or len(table) < 2:
+        return torch.eye(D)
+    x = table.double() - table.double().mean(0)
+    var, vec = torch.linalg.eigh(x.T @ x / (len(table) - 1))
+    seen = var > var.max() * 1e-8
+    gain = torch.ones_like(var)
+    gain[seen] = (var.max() / var[seen]).sqrt().clamp(max=cap)
+    return ((vec * gain) @ vec.T).float()
+
+
+@torch.no_grad()
+def set_text_gain(model: MDM, gain: torch.Tensor) -> None:
+    """Replace the model's text gain, re-expressing text_proj so the model computes exactly
+    what it did before (W' = W G_old G_new^-1): only the training dynamics change."""
+    old, new = model.text_gain.double(), gain.double()
+    # (x G_new) W'^T = (x G_old) W^T for every x  <=>  W' = W G_old^T G_new^-T
+    weight = model.text_proj.weight.double() @ torch.linalg.solve(new, old).T
+    model.text_proj.weight.copy_(weight.to(model.text_proj.weight.dtype))
+    model.text_gain.copy_(new.to(model.text_gain.dtype))

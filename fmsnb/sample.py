@@ -55,7 +55,8 @@ def _check_request(model, captions: list[str], lengths: list[int], grades) -> No
 def generate(model, diffusion, cache, captions: list[str], lengths: list[int], grades=None,
              guidance: float = 2.5, sampler: str = "ddim", steps: int | None = 50, *,
              mean: np.ndarray, std: np.ndarray, seed: int = 0, batch_size: int = 32,
-             progress: bool = True) -> list[np.ndarray]:
+             progress: bool = True, plain: list[str] | None = None,
+             grade_scale: float | None = None) -> list[np.ndarray]:
     """Motions for captions (N,) with lengths (N,) frames -> N denormalised features (T_i, 263).
 
     grades (N,) in 1..3 go to the model's grade token (models trained with style `token`).
@@ -64,8 +65,13 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
     (`length_batches`), because a batch is padded to its longest motion and every padded frame
     costs as much as a real one; the answers come back in the order asked. One generator seeded
     with `seed` draws all noise, batch after batch, so the same call gives the same motions.
+    Grade guidance (`diffusion.guided`): `plain` (N,) holds each caption without its grade
+    (the same caption for the token style, whose grade-free branch is grade 0) and
+    `grade_scale` the guidance of the grade alone.
     """
     _check_request(model, captions, lengths, grades)
+    if grade_scale is not None and (plain is None or len(plain) != len(captions)):
+        raise ValueError("grade guidance needs one grade-free caption per caption (plain)")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = next(model.parameters()).device
@@ -74,21 +80,30 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
     std = torch.as_tensor(np.asarray(std, dtype=np.float32), device=device)
     order = np.argsort([int(n) for n in lengths], kind="stable")
     text = cache.get([captions[i] for i in order])
+    plain_text = None if grade_scale is None else cache.get([plain[i] for i in order])
     lengths = torch.tensor([int(lengths[i]) for i in order])
     grades = None if grades is None else torch.tensor([int(grades[i]) for i in order])
     out = [None] * len(order)
-    for batch in tqdm(length_batches(lengths.tolist(), batch_size), desc="generating",
-                      disable=not progress):
+    batches = length_batches(lengths.tolist(), batch_size)
+    # The bar counts denoising steps: a single batch would otherwise sit at 0/1 to the end.
+    steps = steps if sampler == "ddim" else None
+    bar = tqdm(total=len(batches) * len(diffusion.timesteps(sampler, steps)),
+               desc=f"generating {len(order)} motion(s), denoising steps", disable=not progress)
+    for batch in batches:
         n = lengths[batch]
         mask = torch.arange(int(n.max()))[None, :] < n[:, None]       # (b, T) True = valid
         grade = None if grades is None else grades[batch].to(device)
+        grade_free = None if grade_scale is None else (
+            plain_text[batch], None if grade is None else torch.zeros_like(grade))
         x0 = diffusion.sample(model, text[batch].to(device), mask.to(device), grade,
                               guidance=guidance, sampler=sampler,
-                              steps=steps if sampler == "ddim" else None,
-                              generator=generator, progress=False)
+                              steps=steps,
+                              generator=generator, progress=False, plain=grade_free,
+                              grade_scale=grade_scale, bar=bar)
         features = (x0 * std + mean).cpu().numpy()
         for i, f, k in zip(order[batch], features, n):
             out[i] = f[:int(k)]
+    bar.close()
     return out
 
 
@@ -155,9 +170,12 @@ def _owned_files(out: Path) -> list[str]:
     return list(owned)
 
 
-def write_folder(out, motions: list[np.ndarray], info: dict, animate: bool = True) -> Path:
-    """Write motions (N of (T_i, 263)) as sample00.., plus caption.txt and the manifest
-    samples.json (`info` and the file list), into folder `out`.
+def write_folder(out, motions: list[np.ndarray], info: dict, animate: bool = True,
+                 progress: bool = False) -> Path:
+    """Write motions (N of (T_i, 263)) as sample00.., plus caption.txt (the caption, and the
+    grade asked for when `info` has one: a token model's caption does not carry it) and the
+    manifest samples.json (`info` and the file list), into folder `out`; progress=True shows a
+    bar per animation.
 
     A new folder is made whole in a hidden temporary folder beside it and renamed into place.
     An existing folder is written only when empty or holding nothing but an earlier call's files
@@ -170,8 +188,9 @@ def write_folder(out, motions: list[np.ndarray], info: dict, animate: bool = Tru
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         for i, features in enumerate(motions):
-            save_sample(tmp, f"sample{i:02d}", features, animate=animate)
-        (tmp / "caption.txt").write_text(str(info.get("caption", "")) + "\n")
+            save_sample(tmp, f"sample{i:02d}", features, animate=animate, progress=progress)
+        grade = f"FMS grade {info['grade']}\n" if info.get("grade") else ""
+        (tmp / "caption.txt").write_text(f"{info.get('caption', '')}\n{grade}")
         files = sorted(p.name for p in tmp.iterdir())
         manifest = json.dumps({**info, "files": files}, indent=1)
         if not out.exists():

@@ -26,15 +26,23 @@ from fmsnb.fms import MOVEMENTS
 from fmsnb.diffusion import GaussianDiffusion
 from fmsnb.mdm import MDM, MDMConfig
 from fmsnb.sample import generate
-from fmsnb.text import CaptionCache, load_encoder
+from fmsnb.text import CaptionCache, SideWords, load_encoder
 from fmsnb.train import (latest_checkpoint, load_checkpoint, load_model, read_grades, train)
 
 BASE = "base"
+# A generated set named "<style>+gg" is the <style> model sampled with grade guidance (ours).
+GUIDED = "+gg"
 
 
 def model_names(cfg: Profile) -> list[str]:
     """The run's models: the base model, then one per fine-tuning style."""
     return [BASE, *cfg.styles]
+
+
+def generated_names(cfg: Profile) -> list[str]:
+    """The run's generated FMS sets: one per model, then the grade-guided ablations of the
+    styles in `generation.grade_guided` (sampled from the same models)."""
+    return [*model_names(cfg), *[s + GUIDED for s in cfg.generation.grade_guided]]
 
 
 def model_dir(cfg: Profile, name: str) -> Path:
@@ -46,7 +54,9 @@ def text_cache(cfg: Profile) -> CaptionCache:
     weights = cfg.text.weights
     if weights and cfg.data_root:
         weights = str(cfg.data_file(weights))
-    return CaptionCache(load_encoder(cfg.text.encoder, weights), cfg.run_dir / "cache")
+    encoder = load_encoder(cfg.text.encoder, weights)
+    return CaptionCache(SideWords(encoder) if cfg.text.side_words else encoder,
+                        cfg.run_dir / "cache")
 
 
 def model_config(cfg: Profile, text_dim: int, style: str = "none") -> MDMConfig:
@@ -68,7 +78,7 @@ def trained_checkpoint(cfg: Profile, name: str) -> Path:
         stage = "pretraining" if name == BASE else f"fine-tuning with style {name!r}"
         raise FileNotFoundError(f"no checkpoint in {model_dir(cfg, name)}: run {stage} first "
                                 f"(python -m fmsnb {'pretrain' if name == BASE else 'finetune'} "
-                                f"--profile {cfg.name})")
+                                f"--profile {cfg.name}{'' if name == BASE else ' --style ' + name})")
     return path
 
 
@@ -128,14 +138,20 @@ class Generator:
     mean: np.ndarray
     std: np.ndarray
     cfg: Profile
+    grade_scale: float | None = None     # grade guidance (a "+gg" generator), else None
 
     def generate(self, captions: list[str], lengths: list[int], seed: int = 0,
-                 grades=None, progress: bool = False) -> list[np.ndarray]:
-        """De-normalised features (T_i, 263) for captions as given (no grade styling)."""
+                 grades=None, progress: bool = False, plain: list[str] | None = None
+                 ) -> list[np.ndarray]:
+        """De-normalised features (T_i, 263) for captions as given (no grade styling). A
+        grade-guided generator also takes `plain`, the captions without their grade."""
         s = self.cfg.sampling
+        guided = self.grade_scale is not None and plain is not None
         return generate(self.model, self.diffusion, self.cache, captions, lengths, grades,
                         guidance=s.guidance, sampler=s.sampler, steps=s.steps, mean=self.mean,
-                        std=self.std, seed=seed, batch_size=s.batch_size, progress=progress)
+                        std=self.std, seed=seed, batch_size=s.batch_size, progress=progress,
+                        plain=plain if guided else None,
+                        grade_scale=self.grade_scale if guided else None)
 
     def caption(self, movement: str, grade: int) -> str:
         """The caption this model is asked with for an FMS movement at a grade: the plain one
@@ -151,11 +167,17 @@ class Generator:
         grades = [check_grade(g) for g in grades]
         captions = [self.caption(m, g) for m, g in zip(movements, grades)]
         token = grades if STYLES[self.style].grade_token else None
-        return self.generate(captions, lengths, seed, token, progress)
+        plain = None if self.style == "none" else [movement_captions(m)[0] for m in movements]
+        return self.generate(captions, lengths, seed, token, progress, plain)
 
 
 def load_generator(cfg: Profile, name: str, device=None) -> Generator:
-    """Model `name` (`base` or a style) from its latest checkpoint (EMA weights if any)."""
+    """Model `name` (`base` or a style) from its latest checkpoint (EMA weights if any);
+    "<style>+gg" is that style's model sampled with grade guidance `sampling.grade_guidance`."""
+    guided = name.endswith(GUIDED)
+    name = name.removesuffix(GUIDED)
+    if guided and name == BASE:
+        raise ValueError("the base model has no grade to guide")
     model, diffusion, ckpt = load_model(trained_checkpoint(cfg, name), device=device)
     style = "none" if name == BASE else name
     cache = text_cache(cfg)
@@ -163,7 +185,7 @@ def load_generator(cfg: Profile, name: str, device=None) -> Generator:
         raise ValueError(f"model {name} expects {model.cfg.text_dim}-d text embeddings but the "
                          f"profile's encoder {cfg.text.encoder!r} gives {cache.encoder.dim}-d")
     return Generator(name, style, model, diffusion, cache, ckpt["mean"].numpy(),
-                     ckpt["std"].numpy(), cfg)
+                     ckpt["std"].numpy(), cfg, cfg.sampling.grade_guidance if guided else None)
 
 
 def generated_fms_set(cfg: Profile, name: str, progress: bool = True) -> dict:
@@ -174,7 +196,7 @@ def generated_fms_set(cfg: Profile, name: str, progress: bool = True) -> dict:
     `runs/<profile>/generated/<name>.npz` and reused while the model and settings are unchanged.
     """
     path = cfg.run_dir / "generated" / f"{name}.npz"
-    checkpoint = trained_checkpoint(cfg, name)
+    checkpoint = trained_checkpoint(cfg, name.removesuffix(GUIDED))
     stamp = f"{checkpoint.name}|{cfg.generation.per_cell}|{cfg.sampling}|{cfg.seed}"
     if path.is_file():
         saved = np.load(path)

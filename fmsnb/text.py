@@ -12,7 +12,10 @@ CLIP weights come from a local checkpoint (`weights=`: the TorchScript `ViT-B-32
 download, which needs torchvision and a network. Only the text tower's two source files of the
 `openai-clip` package are loaded, never its `__init__`, so torchvision is not needed with a file.
 A missing package or file is an error that says how to provide it; nothing falls back to another
-encoder. `CaptionCache` encodes each distinct caption once per encoder and keeps the vectors in
+encoder. `SideWords` (ours) wraps either one and appends the caption's first two side words ("left",
+"right") as one-hot features: both encoders map captions that differ only in the side to nearly
+the same vector (MiniLM: cosine 0.97-1.00), which the FMS movements' left and right variants
+need told apart. `CaptionCache` encodes each distinct caption once per encoder and keeps the vectors in
 memory and in `<cache_dir>/<encoder.key>.pt`, so training and sampling never re-encode text.
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ import hashlib
 import importlib.util
 import os
 import pickle
+import re
 import tempfile
 import warnings
 import zipfile
@@ -268,6 +272,37 @@ def _load_minilm(device: str, batch_size: int) -> MiniLMEncoder:
     # local_files_only: the folder is complete, so the Hugging Face hub is never contacted.
     model = SentenceTransformer(str(folder), device=device, local_files_only=True)
     return MiniLMEncoder(model, device, batch_size)
+
+
+SIDE_WORDS = ("left", "right")
+SIDE_SLOTS = 2          # the FMS rotary-stability captions name two sides (arm, leg)
+_SIDE_RE = re.compile(r"\b(" + "|".join(SIDE_WORDS) + r")\b")
+
+
+def side_features(caption: str) -> torch.Tensor:
+    """(SIDE_SLOTS * 2,) one-hot features of the first SIDE_SLOTS side words of a caption, in
+    order ("left arm and right leg" -> slot 1 left, slot 2 right); zeros where there is none."""
+    out = torch.zeros(SIDE_SLOTS, len(SIDE_WORDS))
+    for slot, word in enumerate(_SIDE_RE.findall(caption.lower())[:SIDE_SLOTS]):
+        out[slot, SIDE_WORDS.index(word)] = 1.0
+    return out.flatten()
+
+
+class SideWords:
+    """A text encoder whose embeddings (N, dim) get `side_features` appended: (N, dim + 4)."""
+
+    def __init__(self, encoder: TextEncoder):
+        self.encoder = encoder
+        self.name = encoder.name
+        self.key = f"{encoder.key}+sides"
+        self.dim = encoder.dim + SIDE_SLOTS * len(SIDE_WORDS)
+
+    def encode(self, captions: Sequence[str], batch_size: int | None = None,
+               progress: bool = False) -> torch.Tensor:
+        captions = _check_captions(captions)
+        sides = torch.stack([side_features(c) for c in captions]) if captions else \
+            torch.empty(0, self.dim - self.encoder.dim)
+        return torch.cat([self.encoder.encode(captions, batch_size, progress), sides], dim=1)
 
 
 def load_encoder(name: str, weights: str | os.PathLike | None = None, device: str | None = None,

@@ -17,12 +17,11 @@ import copy
 import csv
 import json
 import os
-import pickle
 import random
 import re
 import tempfile
 import time
-import zipfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -36,7 +35,7 @@ from fmsnb.align import read_fms_meta
 from fmsnb.captions import check_grade, check_style, condition
 from fmsnb.dataset import MotionDataset
 from fmsnb.diffusion import DiffusionConfig, GaussianDiffusion
-from fmsnb.mdm import MDM, MDMConfig
+from fmsnb.mdm import MDM, MDMConfig, set_text_gain, text_gain
 
 
 @dataclass
@@ -52,14 +51,26 @@ class TrainConfig:
     seed: int = 0
     grad_clip: float | None = None       # max gradient norm; None: no clipping
     num_workers: int = 0
+    warmup: int = 0                      # steps of linear learning-rate warm-up from 0
+    decay: str = "none"                  # "none" (constant lr) or "cosine" (to final_lr * lr)
+    final_lr: float = 0.0                # the cosine's end, as a fraction of lr
+    text_gain_cap: float = 1.0           # > 1: amplify caption differences (`mdm.text_gain`)
+    balance_grades: bool = False         # fine-tuning: every grade equally often (`grade_pool`)
+    grade_drop: float = 0.0              # fine-tuning: share of items shown without their grade
 
     def __post_init__(self):
         problems = [f"{k} must be >= {low}, got {getattr(self, k)}" for k, low in
                     (("batch_size", 1), ("steps", 0), ("checkpoint_every", 1), ("log_every", 1),
-                     ("num_workers", 0), ("lr", 0), ("weight_decay", 0))
+                     ("num_workers", 0), ("lr", 0), ("weight_decay", 0), ("warmup", 0))
                     if getattr(self, k) < low]
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             problems.append(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+        if self.decay not in ("none", "cosine"):
+            problems.append(f"decay must be 'none' or 'cosine', got {self.decay!r}")
+        if not 0 <= self.grade_drop < 1:
+            problems.append(f"grade_drop must be in [0, 1), got {self.grade_drop}")
+        if not 0 <= self.final_lr <= 1:
+            problems.append(f"final_lr must be in [0, 1], got {self.final_lr}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             problems.append(f"grad_clip must be > 0 or None, got {self.grad_clip}")
         if problems:
@@ -75,8 +86,20 @@ CHECKPOINT_FORMAT = "fmsnb-checkpoint-1"
 CHECKPOINT_RE = re.compile(r"^ckpt_(\d+)\.pt$")
 LOSS_FILE, SUMMARY_FILE = "loss.csv", "summary.json"
 LOSS_FIELDS = ("step", "loss", "lr", "seconds")
-# Train-config fields that a resumed run may change without changing the weights it ends with.
+# Train-config fields that a resumed run may change without changing the weights it ends with
+# (`steps` only while the learning rate does not decay over them).
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every", "num_workers")
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """The learning rate of step 1..cfg.steps: linear warm-up over `warmup` steps, then constant
+    or a cosine decay to `final_lr * lr` at the last step. A short run learns most per step
+    with a high rate early and a low one late, when the noise of big steps would undo it."""
+    scale = min(1.0, step / cfg.warmup) if cfg.warmup else 1.0
+    if cfg.decay == "cosine":
+        done = min(1.0, max(0, step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+        scale *= cfg.final_lr + (1 - cfg.final_lr) * 0.5 * (1 + np.cos(np.pi * done))
+    return float(cfg.lr * scale)
 
 
 def default_device() -> torch.device:
@@ -104,18 +127,33 @@ def batch_indices(seed: int, step: int, batch_size: int, n: int) -> np.ndarray:
 
 
 class StepBatches(Sampler):
-    """Batches of keys (step, slot, index) for steps start..stop-1 (see `batch_indices`)."""
+    """Batches of keys (step, slot, index) for steps start..stop-1 (see `batch_indices`), the
+    indices drawn from 0..n-1, or from `pool` (indices, repeats allowed) when given."""
 
-    def __init__(self, seed: int, start: int, stop: int, batch_size: int, n: int):
-        self.seed, self.start, self.stop, self.batch_size, self.n = seed, start, stop, batch_size, n
+    def __init__(self, seed: int, start: int, stop: int, batch_size: int, n: int,
+                 pool: np.ndarray | None = None):
+        self.seed, self.start, self.stop, self.batch_size = seed, start, stop, batch_size
+        self.pool = np.arange(n) if pool is None else np.asarray(pool)
 
     def __len__(self) -> int:
         return self.stop - self.start
 
     def __iter__(self):
         for step in range(self.start, self.stop):
-            idx = batch_indices(self.seed, step, self.batch_size, self.n)
+            idx = self.pool[batch_indices(self.seed, step, self.batch_size, len(self.pool))]
             yield [(step, slot, int(i)) for slot, i in enumerate(idx)]
+
+
+def grade_pool(grades: list[int], seed: int) -> np.ndarray:
+    """Item indices in which every grade is as frequent as the commonest: each grade's items
+    cycled (in a seeded order) up to that count. An epoch over the pool shows every item at
+    least once and the three grades a third of the time each (real FMS grades are skewed:
+    grade 2 is nearly half of the clips)."""
+    grades = np.asarray(grades)
+    rng = np.random.default_rng([seed, 3])
+    groups = [np.flatnonzero(grades == g) for g in np.unique(grades)]
+    most = max(len(idx) for idx in groups)
+    return np.concatenate([np.resize(rng.permutation(idx), most) for idx in groups])
 
 
 class ConditionedItems(Dataset):
@@ -124,37 +162,49 @@ class ConditionedItems(Dataset):
 
     Items: motion (max_len, 263), length, text_id (row of the precomputed caption embeddings),
     grade (1..3, or 0 with no grades). The dataset's crop generator is reseeded from
-    (seed, step, slot) per item, so an item does not depend on what was read before it.
+    (seed, step, slot) per item, so an item does not depend on what was read before it. With
+    `grade_drop` > 0 that share of the items comes without its grade (the plain caption, grade
+    0) while keeping its text: what grade guidance needs as its grade-free branch.
     """
 
     def __init__(self, data: MotionDataset, seed: int, style: str = "none",
-                 grades: dict[str, int] | None = None):
+                 grades: dict[str, int] | None = None, grade_drop: float = 0.0):
         self.data, self.seed, self.style = data, seed, check_style(style).name
         self.grades = clip_grades(data, style, grades)
+        self.grade_drop = grade_drop if self.grades is not None else 0.0
         self.text_ids: dict[str, int] = {}
         for caption in self.all_captions():
             self.text_ids.setdefault(caption, len(self.text_ids))
 
-    def caption(self, text: str, clip: str) -> str:
-        if self.grades is None:
+    def caption(self, text: str, clip: str, graded: bool = True) -> str:
+        if self.grades is None or not graded:
             return text
         return condition(text, self.grades[clip], self.style)
 
     def all_captions(self) -> list[str]:
         """Every conditioned caption the items can carry, in a fixed order."""
-        return list(dict.fromkeys(self.caption(c.text, item.clip)
-                                  for item in self.data.data.items for c in item.captions))
+        kinds = (True, False) if self.grade_drop else (True,)
+        return list(dict.fromkeys(self.caption(c.text, item.clip, graded)
+                                  for item in self.data.data.items for c in item.captions
+                                  for graded in kinds))
+
+    def clip_grade_list(self) -> list[int]:
+        """The grade of every item, in item order (for `grade_pool`)."""
+        return [self.grades[item.clip] for item in self.data.data.items]
 
     def __len__(self) -> int:
         return len(self.data)
 
     def __getitem__(self, key: tuple[int, int, int]) -> dict:
         step, slot, index = key
-        item = self.data.draw(index, np.random.default_rng([self.seed, 1, step, slot]))
+        rng = np.random.default_rng([self.seed, 1, step, slot])
+        item = self.data.draw(index, rng)
         clip = self.data.data.items[index].clip
+        graded = self.grades is not None and not (self.grade_drop and
+                                                  rng.random() < self.grade_drop)
         return {"motion": item["motion"], "length": item["length"],
-                "text_id": self.text_ids[self.caption(item["caption"], clip)],
-                "grade": 0 if self.grades is None else self.grades[clip]}
+                "text_id": self.text_ids[self.caption(item["caption"], clip, graded)],
+                "grade": self.grades[clip] if graded else 0}
 
 
 def read_grades(root) -> dict[str, int]:
@@ -221,17 +271,45 @@ def atomic_save(obj, path) -> None:
 
 def load_checkpoint(path) -> dict:
     """Read a checkpoint written by `train`; a missing, truncated or foreign file is an error
-    naming it."""
+    naming it, and saying which earlier checkpoint beside it is intact, if one is."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     try:
+        return _read_checkpoint(path)
+    except ValueError as err:
+        raise ValueError(f"{err}{_intact_earlier(path)}") from None
+
+
+def _read_checkpoint(path: Path) -> dict:
+    try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, zipfile.BadZipFile) as err:
-        raise ValueError(f"checkpoint {path} is truncated or corrupt ({err})") from err
+    except Exception as err:        # the unpickler fails on junk in many ways (KeyError, ...)
+        raise ValueError(f"checkpoint {path} is truncated or corrupt "
+                         f"({type(err).__name__}: {err})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an fmsnb checkpoint (format {CHECKPOINT_FORMAT})")
     return ckpt
+
+
+def _intact_earlier(path: Path) -> str:
+    """For the message about a bad checkpoint: the latest earlier one beside it that reads."""
+    match = CHECKPOINT_RE.match(path.name)
+    if match is None:
+        return ""
+    earlier = sorted(((int(m.group(1)), p) for p in path.parent.glob("ckpt_*.pt")
+                      if (m := CHECKPOINT_RE.match(p.name))
+                      and int(m.group(1)) < int(match.group(1))),
+                     reverse=True)
+    for _, candidate in earlier:
+        try:
+            _read_checkpoint(candidate)
+        except ValueError:
+            continue
+        return (f"; the earlier checkpoint {candidate.name} is intact: move {path.name} out of "
+                f"{path.parent} (e.g. rename it to {path.name}.bad) and run again, with "
+                f"--resume to continue training from {candidate.name}")
+    return ""
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:
@@ -259,12 +337,21 @@ def check_normalisation(ckpt: dict, dataset: MotionDataset, path) -> None:
                              f"(read_split(..., mean=ckpt['mean'], std=ckpt['std']))")
 
 
+def weights_of(ckpt: dict, ema: bool = True) -> dict:
+    """A checkpoint's state dict: its EMA weights when it has them and ema=True. Checkpoints
+    written before the model had a text gain computed with the identity, and get it."""
+    weights = dict(ckpt["ema"] if ema and ckpt["ema"] is not None else ckpt["model"])
+    if "text_gain" not in weights:
+        weights["text_gain"] = torch.eye(ckpt["config"]["model"]["text_dim"])
+    return weights
+
+
 def load_model(path, device=None, ema: bool = True) -> tuple[MDM, GaussianDiffusion, dict]:
     """(model in eval mode, diffusion, checkpoint) rebuilt from a checkpoint's configuration;
     the EMA weights when the checkpoint has them and ema=True."""
     ckpt = load_checkpoint(path)
     model = MDM(MDMConfig(**ckpt["config"]["model"]))
-    model.load_state_dict(ckpt["ema"] if ema and ckpt["ema"] is not None else ckpt["model"])
+    model.load_state_dict(weights_of(ckpt, ema))
     model.to(device or default_device()).eval()
     return model, GaussianDiffusion(DiffusionConfig(**ckpt["config"]["diffusion"])), ckpt
 
@@ -335,6 +422,22 @@ def _run_config(model, diffusion, cfg: TrainConfig, encoder, style: str, init_fr
             "init_from": None if init_from is None else str(init_from)}
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM, which the command line turns into one) during `train`; the message
+    says where the last checkpoint is."""
+
+
+@contextmanager
+def _say_where_to_resume(run_dir: Path):
+    try:
+        yield
+    except KeyboardInterrupt:
+        last = latest_checkpoint(run_dir)
+        where = (f"the last checkpoint is {last}; --resume (resume=True) continues from it"
+                 if last else f"no checkpoint in {run_dir} yet: run again to start over")
+        raise TrainingInterrupted(f"training interrupted: {where}") from None
+
+
 def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cache,
           cfg: TrainConfig, run_dir, resume: bool = False, style: str = "none",
           grades: dict[str, int] | None = None, init_from=None, device=None,
@@ -368,7 +471,7 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
         raise ValueError(f"{run_dir} already holds checkpoints (latest {latest.name}); pass "
                          "resume=True to continue, or choose another run_dir")
 
-    items = ConditionedItems(dataset, cfg.seed, style, grades)
+    items = ConditionedItems(dataset, cfg.seed, style, grades, cfg.grade_drop)
     if len(items) == 0:
         raise ValueError(f"nothing to train on: the dataset read from {dataset.data.root} "
                          f"[{dataset.data.split}] has no items")
@@ -385,7 +488,8 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
         saved = ckpt["config"]
         check_config("model", saved["model"], run_config["model"], latest)
         check_config("diffusion", saved["diffusion"], run_config["diffusion"], latest)
-        check_config("train", saved["train"], run_config["train"], latest, RESUMABLE_CHANGES)
+        check_config("train", saved["train"], run_config["train"], latest,
+                     RESUMABLE_CHANGES if cfg.decay == "none" else RESUMABLE_CHANGES[1:])
         run_keys = ("encoder", "encoder_key", "style")
         check_config("run", {k: saved[k] for k in run_keys},
                      {k: run_config[k] for k in run_keys}, latest)
@@ -404,13 +508,15 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
         check_config("diffusion", ckpt["config"]["diffusion"], run_config["diffusion"],
                      init_from)
         check_normalisation(ckpt, dataset, init_from)
-        weights = ckpt["ema"] if ckpt["ema"] is not None else ckpt["model"]
+        weights = weights_of(ckpt)
         result = model.load_state_dict(weights, strict=not growing_grades)
         if result.unexpected_keys or any(not k.startswith("grade_emb.")
                                          for k in result.missing_keys):
             raise ValueError(f"checkpoint {init_from} does not fit the model: missing "
                              f"{result.missing_keys}, unexpected {result.unexpected_keys}")
     if start == 0:
+        # Set once, before the first step; a resumed run reads it back with the weights.
+        set_text_gain(model, text_gain(table.cpu(), cfg.text_gain_cap).to(device))
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
@@ -445,14 +551,16 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
         window = list(ckpt["pending_losses"].to(device))
     _write_log(log_path, rows)
 
+    pool = grade_pool(items.clip_grade_list(), cfg.seed) if (
+        cfg.balance_grades and items.grades is not None) else None
     loader = DataLoader(items, batch_sampler=StepBatches(cfg.seed, start, cfg.steps,
-                                                         cfg.batch_size, len(items)),
+                                                         cfg.batch_size, len(items), pool),
                         collate_fn=collate_items, num_workers=cfg.num_workers,
                         # its own generator: creating the iterator must not draw from torch's
                         generator=torch.Generator().manual_seed(cfg.seed))
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=start, desc="training", disable=not progress)
-    with open(log_path, "a", newline="") as log_file:
+    with open(log_path, "a", newline="") as log_file, _say_where_to_resume(run_dir):
         log = csv.DictWriter(log_file, LOSS_FIELDS)
         for step, batch in enumerate(loader, start=start + 1):
             grade = batch["grade"].to(device) if conditioning.grade_token else None
@@ -462,6 +570,9 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
                 # clip change nothing but cost time, so they are dropped.
                 longest = int(batch["length"].max())
                 motion, mask = motion[:, :longest], mask[:, :longest]
+            lr = lr_at(cfg, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             loss = train_step(model, diffusion, optimizer, motion.to(device), mask.to(device),
                               table[batch["text_id"].to(device)], grade, cfg.grad_clip)
             if ema is not None:
@@ -469,7 +580,7 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
             window.append(loss)
             elapsed = seconds_before + time.perf_counter() - t0
             if step % cfg.log_every == 0 or step == cfg.steps:
-                row = {"step": step, "loss": torch.stack(window).mean().item(), "lr": cfg.lr,
+                row = {"step": step, "loss": torch.stack(window).mean().item(), "lr": lr,
                        "seconds": round(elapsed, 3)}
                 log.writerow(row)
                 log_file.flush()

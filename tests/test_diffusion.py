@@ -181,3 +181,22 @@ def test_model_overfits_one_batch():
         loss.backward()
         opt.step()
     assert eval_loss() < before / 10
+
+
+def test_grade_guidance_at_the_caption_scale_is_ordinary_guidance():
+    model = tiny_model(n_grades=3)
+    g = torch.Generator().manual_seed(0)
+    x, text, plain_text = (torch.randn(*s, generator=g) for s in ((3, 16, 12), (3, 8), (3, 8)))
+    t, mask = torch.tensor([5, 500, 999]), torch.ones(3, 16, dtype=torch.bool)
+    grade = torch.tensor([1, 2, 3])
+    plain = (plain_text, torch.zeros_like(grade))
+    ordinary = guided(model, x, t, text, mask, grade, 2.5)
+    same = guided(model, x, t, text, mask, grade, 2.5, plain, grade_scale=2.5)
+    assert torch.allclose(same, ordinary, atol=1e-5)
+    conditional = guided(model, x, t, text, mask, grade, 1.0)
+    assert torch.allclose(guided(model, x, t, text, mask, grade, 1.0, plain, 1.0), conditional,
+                          atol=1e-5)
+    # A larger grade scale moves the prediction along (cond - plain) only.
+    stronger = guided(model, x, t, text, mask, grade, 2.5, plain, grade_scale=5.0)
+    free = guided(model, x, t, plain_text, mask, torch.zeros_like(grade), 1.0)
+    assert torch.allclose(stronger - ordinary, 2.5 * (conditional - free), atol=1e-4)

@@ -118,3 +118,26 @@ def test_condition_dropout_rate_in_training_only():
     dropped_eval = (seen[1] == 0).all(dim=1).float().mean().item()
     assert abs(dropped_train - 0.3) < 0.03
     assert dropped_eval == 0.0
+
+
+def test_text_gain_amplifies_small_differences_and_keeps_the_function():
+    from fmsnb.mdm import set_text_gain, text_gain
+    g = torch.Generator().manual_seed(1)
+    base = torch.nn.functional.normalize(torch.randn(4, TEXT, generator=g), dim=1)
+    table = torch.cat([base, base + 0.01 * torch.randn(4, TEXT, generator=g)])  # near-twins
+    gain = text_gain(table, cap=50.0)
+    raw = (table[:4] - table[4:]).norm(dim=1) / (table[:4] - table[1:5]).norm(dim=1)
+    gained = (table[:4] @ gain - table[4:] @ gain).norm(dim=1) / \
+        (table[:4] @ gain - table[1:5] @ gain).norm(dim=1)
+    assert (gained > 5 * raw).all()                # twins now differ far more, relatively
+    spread = torch.linalg.svd(table - table.mean(0), full_matrices=False).Vh[:7]   # rank 7
+    unseen = torch.randn(TEXT, generator=g)
+    unseen -= spread.T @ (spread @ unseen)         # outside the table's spread: gain 1
+    assert torch.allclose(unseen @ gain, unseen, atol=1e-4)
+    assert torch.equal(text_gain(table, cap=1.0), torch.eye(TEXT))
+    model = tiny()
+    x, t, text, mask = inputs()
+    before = model(x, t, text, mask)
+    set_text_gain(model, gain)
+    assert torch.allclose(model(x, t, text, mask), before, atol=1e-4)
+    assert torch.equal(model.text_gain, gain)

@@ -37,6 +37,16 @@ def test_stages_train_resume_and_sample(cfg):
     again = stages.generated_fms_set(cfg, "token", progress=False)   # read back, not redone
     assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(data["features"], again["features"]))
 
+    # "token+gg": the same model, its grade guided on its own; at the caption's scale it is the
+    # ordinary guidance again.
+    guided = stages.load_generator(cfg, "token" + stages.GUIDED)
+    assert guided.grade_scale == cfg.sampling.grade_guidance and token.grade_scale is None
+    guided.grade_scale = cfg.sampling.guidance
+    same = guided.generate_fms(["m01", "m01"], [1, 3], [40, 40])
+    assert all(np.allclose(a, b, atol=1e-4) for a, b in zip(out, same))
+    with pytest.raises(ValueError, match="no grade"):
+        stages.load_generator(cfg, "base" + stages.GUIDED)
+
 
 def test_lengths_per_movement_are_multiples_of_four(cfg):
     lengths = stages.fms_lengths(cfg)

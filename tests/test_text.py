@@ -247,3 +247,22 @@ def test_random_clip_encoder_has_vit_b32_text_shape():
     out = encoder.encode(["a person walks forward", "a person jumps"])
     assert out.shape == (2, 512) and out.dtype == torch.float32
     assert sum(p.numel() for p in encoder.model.transformer.parameters()) > 30_000_000
+
+
+def test_side_words_tell_left_from_right(minilm, tmp_path):
+    sided = text.SideWords(minilm)
+    assert sided.dim == minilm.dim + 4 and sided.key != minilm.key
+    left, right, both, none = sided.encode([
+        "a person performs a hurdle step with their left leg up",
+        "a person performs a hurdle step with their right leg up",
+        "a person kneels on all fours and lifts the right arm together with the Left leg",
+        "a person stands upright"])
+    pooled = torch.nn.functional.cosine_similarity(left[:-4], right[:-4], dim=0)
+    assert pooled > 0.95                              # the encoder alone barely tells them apart
+    assert left[-4:].tolist() == [1, 0, 0, 0] and right[-4:].tolist() == [0, 1, 0, 0]
+    assert both[-4:].tolist() == [0, 1, 1, 0] and none[-4:].tolist() == [0, 0, 0, 0]
+    assert torch.allclose(left[:-4], minilm.encode(
+        ["a person performs a hurdle step with their left leg up"])[0], atol=1e-5)
+    cache = CaptionCache(sided, tmp_path)             # cached apart from the plain encoder's
+    cache.precompute(["walk left"])
+    assert (tmp_path / f"{sided.key}.pt").is_file() and cache.get(["walk left"]).shape == (1, 388)

@@ -258,3 +258,52 @@ def test_read_grades(tmp_path):
     assert T.read_grades(tmp_path) == {"front_s01_m01_e1": 2, "Mfront_s01_m01_e1": 3}
     with pytest.raises(FileNotFoundError, match="fms_meta.json"):
         T.read_grades(tmp_path / "missing")
+
+
+def test_learning_rate_warms_up_then_follows_the_cosine():
+    cfg = T.TrainConfig(lr=1e-3, steps=100, warmup=10, decay="cosine", final_lr=0.1)
+    lrs = [T.lr_at(cfg, s) for s in range(1, 101)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))            # never rises after warm-up
+    assert lrs[-1] == pytest.approx(1e-4)                             # ends at final_lr * lr
+    assert T.lr_at(T.TrainConfig(lr=2e-4, steps=50), 37) == 2e-4      # the default: constant
+    with pytest.raises(ValueError, match="decay must be"):
+        T.TrainConfig(decay="linear")
+
+
+def test_decaying_run_resumes_exactly_and_refuses_a_new_length(split, tmp_path):
+    cfg = replace(CFG, decay="cosine", warmup=2, text_gain_cap=4.0)
+    full, history = run(split, tmp_path / "full", cfg)
+    assert [r["lr"] for r in history] == [T.lr_at(cfg, r["step"]) for r in history]
+    (tmp_path / "full" / "ckpt_000000006.pt").rename(tmp_path / "ckpt6.pt")  # killed after 3
+    resumed, _ = run(split, tmp_path / "full", cfg, resume=True)
+    assert_same_tensors(full.state_dict(), resumed.state_dict())
+    with pytest.raises(ValueError, match="steps: 6 -> 9"):
+        run(split, tmp_path / "full", replace(cfg, steps=9), resume=True)
+
+
+def test_grade_pool_balances_the_grades_and_keeps_every_item():
+    grades = [2] * 46 + [1] * 20 + [3] * 34
+    pool = T.grade_pool(grades, seed=0)
+    counts = np.bincount(np.asarray(grades)[pool], minlength=4)[1:]
+    assert counts.tolist() == [46, 46, 46] and set(pool.tolist()) == set(range(100))
+    batches = T.StepBatches(0, 0, 30, 10, len(grades), pool)
+    drawn = np.asarray(grades)[[i for batch in batches for _, _, i in batch]]
+    assert abs(np.mean(drawn == 1) - 1 / 3) < 0.02                 # 300 draws, two epochs
+
+
+def test_grade_drop_shows_some_items_without_their_grade(split):
+    clips = sorted({item.clip for item in split.items})
+    grades = {c: 1 + i % 3 for i, c in enumerate(clips)}
+    data = MotionDataset(split, max_len=MAX_LEN)
+    plain = T.ConditionedItems(data, 0, "numerical", grades)
+    dropped = T.ConditionedItems(data, 0, "numerical", grades, grade_drop=0.5)
+    keys = [(step, slot, i) for step in range(20) for slot, i in enumerate(range(len(data)))]
+    assert all(plain[k]["grade"] > 0 for k in keys)
+    items = [dropped[k] for k in keys]
+    share = np.mean([it["grade"] == 0 for it in items])
+    assert 0.35 < share < 0.65
+    texts = {v: k for k, v in dropped.text_ids.items()}
+    assert all(("FMS score" in texts[it["text_id"]]) == (it["grade"] > 0) for it in items)
+    # The motion and crop of an item do not depend on whether its grade was dropped.
+    assert all(torch.equal(plain[k]["motion"], it["motion"]) for k, it in zip(keys, items))

@@ -1,0 +1,203 @@
+"""Quality against training minutes: the sweep benchmark behind the settings of params/*.yml.
+
+One call trains one variant of a profile, the profile with some settings changed
+(`--set finetune.lr=1e-3`), in its own folder `runs/<profile>/sweep/<variant>/`. That folder
+shares the profile's corpora, caption cache and evaluator, and its fine-tunes start from the
+profile's base model unless the variant pretrains its own (`--stage pretrain`, or `both`). The
+trained models are then probed with cheap yardsticks and one row per model (the variant's
+changes, its training minutes, the measures) is appended to `runs/<profile>/sweep.json`:
+- the base model: R-precision (top 3) and FID of the stand-in evaluator on `probe_captions`
+  test captions, against the same for real test clips;
+- a fine-tuned model: `generation.per_cell` motions per (movement, grade), recognised by random
+  forests trained on the real training subjects (movement of 15, FMS test of 7, grade of 3;
+  `fitness.movement_recognition`, `fitness.forest_baseline`), and the deep squat's upright
+  share and depth per grade (`physics.squat_depth`).
+The command line is `python -m fmsnb sweep`; chapter 09 shows the rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from fmsnb import evaluate, fitness, metrics, physics, quantitative, stages
+from fmsnb.captions import GRADES
+from fmsnb.config import Profile
+from fmsnb.dataset import read_split
+from fmsnb.humanml3d import recover_joints
+from fmsnb.train import SUMMARY_FILE
+
+SWEEP_FILE = "sweep.json"
+SHARED = ("data", "cache", "evaluator")     # what every variant reads from the profile's run
+STAGES = ("pretrain", "finetune", "both")
+
+
+def with_settings(cfg: Profile, settings: list[str]) -> Profile:
+    """`cfg` with "section.key=value" settings applied (value read as YAML, so 1e-3 and
+    [front] work); ValueError naming an unknown section or key, or a value of another type."""
+    for setting in settings:
+        path, sep, text = setting.partition("=")
+        section, dot, key = path.partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set {setting!r}: expected section.key=value, e.g. finetune.lr=1e-3")
+        part = getattr(cfg, section, None)
+        if not dataclasses.is_dataclass(part) or key not in {f.name for f in
+                                                           dataclasses.fields(part)}:
+            raise ValueError(f"--set {setting!r}: the profile has no setting {path!r}")
+        value = yaml.safe_load(text)
+        old = getattr(part, key)
+        if isinstance(old, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if old is not None and value is not None and type(value) is not type(old):
+            raise ValueError(f"--set {setting!r}: {path} is a {type(old).__name__}, "
+                             f"got {value!r}")
+        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(part, **{key: value})})
+    return cfg
+
+
+def variant(cfg: Profile, name: str, settings: list[str], own_base: bool) -> Profile:
+    """The profile of variant `name`: `settings` applied, its run folder under the profile's
+    `sweep/`, sharing the profile's corpora, caption cache, evaluator and (unless `own_base`)
+    base model through symbolic links."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"variant name {name!r}: use a plain folder name")
+    out = dataclasses.replace(with_settings(cfg, settings))     # a copy, even unchanged
+    run_dir = cfg.run_dir / "sweep" / name
+    out.run_path = run_dir
+    links = [*SHARED] + ([] if own_base else [f"models/{stages.BASE}"])
+    for rel in links:
+        link, target = run_dir / rel, cfg.run_dir / rel
+        target.mkdir(parents=True, exist_ok=True)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists() and not link.is_symlink():
+            os.symlink(target.resolve(), link, target_is_directory=True)
+    return out
+
+
+def train_minutes(cfg: Profile, name: str) -> float:
+    summary = json.loads((stages.model_dir(cfg, name) / SUMMARY_FILE).read_text())
+    return summary["seconds"] / 60
+
+
+def probe_base(cfg: Profile, progress: bool = False) -> dict:
+    """R@3 and FID of the base model on `evaluation.samples` test captions, with the same for
+    real test clips beside them (one replication: a quick reading, not Table 1)."""
+    ev = quantitative.get_evaluator(cfg, progress)
+    items = read_split(stages.corpora.humanml3d_root(cfg, False), "test").items
+    rng = np.random.default_rng(cfg.seed)
+    real, captions, tokens = evaluate.draw_test_set(items, cfg.evaluation.samples, rng)
+    reference = ev.embed_motions(evaluate.draw_test_set(items, cfg.evaluation.samples,
+                                                        np.random.default_rng(cfg.seed + 1))[0])
+    generated = stages.load_generator(cfg, stages.BASE).generate(
+        captions, [len(f) for f in real], cfg.seed, progress=progress)
+    text = ev.embed_texts(tokens)
+    out = {}
+    for label, motions in (("real", real), ("base", generated)):
+        emb = ev.embed_motions(motions)
+        out[f"{label}_R@3"] = float(metrics.r_precision(text, emb)[0][2])
+        out[f"{label}_FID"] = float(metrics.fid(reference, emb))
+    return out
+
+
+def probe_finetuned(cfg: Profile, name: str, real: fitness.GradedSet,
+                    progress: bool = False) -> dict:
+    """Movement, FMS-test and grade recognition of model `name`'s generated FMS set by forests
+    trained on the real training subjects, and its deep squats (m01) per requested grade
+    (`physics.squat_depth`: upright share, lowest pelvis height of the upright ones)."""
+    data = fitness.generated_set(cfg, name, progress)
+    moves = fitness.movement_recognition(real, {name: data}, cfg.seed)[name]
+    out = {"movement_accuracy": moves["accuracy"], "test_accuracy": moves["test_accuracy"],
+           "wrong_side": moves["wrong_side"],
+           "grade_accuracy": fitness.forest_baseline(real, {name: data}, cfg.seed)[name]}
+    for g in GRADES:
+        pick = (data.movements == "m01") & (data.grades == g)
+        squats = physics.squat_depth([recover_joints(data.features[i])
+                                      for i in np.flatnonzero(pick)])
+        out[f"squat_upright_g{g}"] = squats["upright_share"]
+        out[f"squat_pelvis_g{g}"] = squats["lowest_pelvis_m"]
+    return out
+
+
+def run(cfg: Profile, name: str, settings: list[str], stage: str, styles: list[str],
+        progress: bool = True) -> list[dict]:
+    """Train variant `name` (`stage`: pretrain the base, fine-tune `styles`, or both), probe
+    its models and append their rows to `runs/<profile>/sweep.json`; returns the rows."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    var = variant(cfg, name, settings, own_base=stage != "finetune")
+    rows, started = [], time.strftime("%Y-%m-%d %H:%M")
+    command = " ".join(["python -m fmsnb sweep", f"--profile {cfg.name}", f"--variant {name}",
+                        f"--stage {stage}", *[f"--style {s}" for s in styles],
+                        *[f"--set {s}" for s in settings]])
+    common = {"variant": name, "settings": settings, "date": started, "command": command}
+    if stage in ("pretrain", "both"):
+        log = stages.pretrain(var, progress=progress)
+        rows.append({**common, "model": stages.BASE, "steps": log[-1]["step"],
+                     "final_loss": log[-1]["loss"], "minutes": train_minutes(var, stages.BASE),
+                     **probe_base(var, progress)})
+    if stage in ("finetune", "both"):
+        real = fitness.real_set(var)
+        for style in styles:
+            log = stages.finetune(var, style, progress=progress)
+            trained = {"steps": log[-1]["step"], "final_loss": log[-1]["loss"],
+                       "minutes": train_minutes(var, style)}
+            # A model trained with grade dropout is probed with grade guidance too.
+            for name in [style] + ([style + stages.GUIDED] if var.finetune.grade_drop else []):
+                rows.append({**common, "model": name, **trained,
+                             **probe_finetuned(var, name, real, progress)})
+    path = cfg.run_dir / SWEEP_FILE
+    earlier = json.loads(path.read_text()) if path.is_file() else []
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(earlier + rows, indent=1))
+    os.replace(tmp, path)
+    return rows
+
+
+def read_rows(cfg: Profile) -> list[dict]:
+    """Every row the profile's sweeps have written (empty when none ran)."""
+    path = cfg.run_dir / SWEEP_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def published_path(cfg: Profile) -> Path:
+    """Where the repository keeps the sweep rows behind the profile's settings:
+    book/results/sweep_<profile>.json (a copy of a run's sweep.json, each row with its
+    command), which chapter 09 shows; a book build does not rerun them."""
+    return cfg.root / "book" / "results" / f"sweep_{cfg.name}.json"
+
+
+def published_rows(cfg: Profile) -> list[dict]:
+    path = published_path(cfg)
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+# The columns of `table`: (row key, header, format); a row lacking a key shows "-".
+COLUMNS = (("variant", "Variant", "{}"), ("model", "Model", "{}"), ("steps", "Steps", "{:,}"),
+           ("minutes", "Training minutes", "{:.1f}"), ("final_loss", "Final loss", "{:.3f}"),
+           ("base_R@3", "R@3", "{:.3f}"), ("base_FID", "FID", "{:.2f}"),
+           ("movement_accuracy", "Movement (15)", "{:.2f}"),
+           ("test_accuracy", "FMS test (7)", "{:.2f}"), ("wrong_side", "Wrong side", "{:.2f}"),
+           ("grade_accuracy", "Grade (3)", "{:.2f}"),
+           ("squat_pelvis_g1", "Squat pelvis g1 (m)", "{:.2f}"),
+           ("squat_pelvis_g2", "g2", "{:.2f}"), ("squat_pelvis_g3", "g3", "{:.2f}"))
+
+
+def table(rows: list[dict]) -> str:
+    """Sweep rows as a markdown table (one row per trained model, the columns of COLUMNS)."""
+    def cell(row, key, fmt):
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and not np.isfinite(value)):
+            return "-"
+        return fmt.format(value)
+    lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell(r, k, f) for k, _, f in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
