@@ -241,6 +241,16 @@ def _build(cls, values, source: str, section: str = "top level"):
     if unknown:
         raise ValueError(f"{source}: [{section}] unknown key(s) {unknown} for {cls.__name__}; "
                          f"known: {sorted(fields)}")
+    kwargs = _checked(cls, values, source, section)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as err:          # the dataclass's own checks (__post_init__)
+        raise ValueError(f"{source}: [{section}] {err}") from None
+
+
+def _checked(cls, values: dict, source: str, section: str) -> dict:
+    """`values` (key -> value) converted to the types of dataclass `cls`'s fields (`_convert`);
+    a ValueError names the source, the section, the key, the value and the expected type."""
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
@@ -250,8 +260,18 @@ def _build(cls, values, source: str, section: str = "top level"):
         except _Mismatch as err:
             raise ValueError(f"{source}: [{section}] {key}: got {value!r} "
                              f"({type(value).__name__}), expected {err}") from None
+    return kwargs
+
+
+def with_values(part, values: dict, source: str, section: str):
+    """A copy of the profile section `part` (a dataclass instance) with `values` changed, each
+    checked as a profile file's are (`_build`); ValueError naming `source` and the section."""
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(part) if f.init})
+    if unknown:
+        raise ValueError(f"{source}: [{section}] unknown key(s) {unknown}")
+    kwargs = _checked(type(part), values, source, section)
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(part, **kwargs)
     except (ValueError, TypeError) as err:          # the dataclass's own checks (__post_init__)
         raise ValueError(f"{source}: [{section}] {err}") from None
 

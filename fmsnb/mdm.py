@@ -13,9 +13,9 @@ whose embeddings are 0.98-0.99 alike, differ in the projection's input as much a
 movements do; the model's function class is unchanged, only what Adam's steps move faster.
 With `patch` = k > 1 (ours, not MDM's) each token carries k consecutive frames: the transformer
 runs on T / k tokens, so a step costs about k times less and a CPU trains k times more steps
-in the same minutes; the frames of a token come out of one linear map of its output. Released MDM lets padded frames take
-part in attention; `mask_padding=True` (ours) hides them with a key-padding mask instead, and
-`mask_padding=False` keeps MDM's behaviour for faithfulness.
+in the same minutes; the frames of a token come out of one linear map of its output. Released
+MDM lets padded frames take part in attention; `mask_padding=True` (ours) hides them with a
+key-padding mask instead, and `mask_padding=False` keeps MDM's behaviour for faithfulness.
 """
 from __future__ import annotations
 
@@ -102,7 +102,8 @@ class MDM(nn.Module):
                 else torch.zeros(B, dtype=torch.bool, device=x_t.device)
         keep = (~drop.bool()).to(text.dtype)[:, None]
 
-        cond = self.text_proj((text * keep) @ self.text_gain) + self.time_mlp(sinusoid(t, cfg.latent_dim))
+        cond = (self.text_proj((text * keep) @ self.text_gain)
+                + self.time_mlp(sinusoid(t, cfg.latent_dim)))
         if grade is not None and self.grade_emb is None:
             raise ValueError("a grade was given but the model has n_grades=0 (no grade token)")
         if self.grade_emb is not None:

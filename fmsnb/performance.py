@@ -19,11 +19,10 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fmsnb import evaluate, metrics, quantitative, stages
+from fmsnb import corpora, evaluate, quantitative, stages
 from fmsnb.captions import GRADES
 from fmsnb.config import Profile
 from fmsnb.dataset import MAX_LEN, read_split
@@ -260,49 +259,34 @@ def cost_rows(estimate: dict) -> list[dict]:
     ]
 
 
-SAMPLER_METRICS = ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity")
-
-
 def sampler_quality(cfg: Profile, replications: int = 2, progress: bool = False) -> dict:
     """Is the book's fast sampler as good as MDM's? The base model answers the same test
     captions (`evaluation.samples` a replication, `replications` draws) with the profile's DDIM
-    sampler and with MDM's ancestral sampler over every diffusion step; Table 1's metrics of
-    both in the stand-in evaluator's space, each a (mean, 95% half-width) over the draws, beside
-    the real clips, and the sampling seconds per motion of each sampler."""
+    sampler and with MDM's ancestral sampler over every diffusion step: Table 1's metrics
+    (`evaluate.t2m_table`, without multimodality) of both in the stand-in evaluator's space,
+    each a (mean, 95% half-width) over the draws, beside the real clips, and the sampling
+    seconds per motion of each sampler."""
     ev = quantitative.get_evaluator(cfg, progress)
-    items = read_split(stages.corpora.humanml3d_root(cfg, False), "test").items
+    items = read_split(corpora.humanml3d_root(cfg, False), "test").items
     samplers = {f"DDIM, {cfg.sampling.steps} steps (ours)": replace(cfg.sampling, sampler="ddim"),
                 f"ancestral, {cfg.diffusion.steps} steps (MDM)":
                     replace(cfg.sampling, sampler="ddpm")}
-    gens = {name: stages.load_generator(replace(cfg, sampling=s), stages.BASE)
-            for name, s in samplers.items()}
-    rng = np.random.default_rng(cfg.seed)
-    runs = {name: {k: [] for k in SAMPLER_METRICS} for name in ["Ground truth", *gens]}
-    seconds = dict.fromkeys(gens, 0.0)
-    pairs = min(cfg.evaluation.diversity_pairs, cfg.evaluation.samples)
-    for rep in range(replications):
-        real, captions, tokens = evaluate.draw_test_set(items, cfg.evaluation.samples, rng)
-        reference = ev.embed_motions(evaluate.draw_test_set(
-            items, cfg.evaluation.samples, np.random.default_rng([cfg.seed, rep]))[0])
-        motions = {"Ground truth": real}
-        for name, gen in gens.items():
+    seconds = dict.fromkeys(samplers, 0.0)
+
+    def timed(name: str, generator: stages.Generator):
+        def generate(captions, lengths, seed):
             t = time.perf_counter()
-            motions[name] = gen.generate(captions, [len(f) for f in real], cfg.seed + rep,
-                                         progress=progress)
+            out = generator.generate(captions, lengths, seed, progress=progress)
             seconds[name] += time.perf_counter() - t
-        text = ev.embed_texts(tokens)
-        for name, found in motions.items():
-            emb = ev.embed_motions(found)
-            top, mm_dist = metrics.r_precision(text, emb)
-            for k in range(3):
-                runs[name][f"R@{k + 1}"].append(top[k])
-            runs[name]["MM-Dist"].append(mm_dist)
-            runs[name]["FID"].append(metrics.fid(reference, emb))
-            runs[name]["Diversity"].append(metrics.diversity(emb, rng, pairs))
+            return out
+        return generate
+
+    generators = {name: timed(name, stages.load_generator(replace(cfg, sampling=s), stages.BASE))
+                  for name, s in samplers.items()}
+    protocol = replace(cfg.evaluation, replications=replications, allow_smaller=True)
+    table = evaluate.t2m_table(ev, items, generators, protocol, progress, multimodality_too=False)
     n = replications * cfg.evaluation.samples
-    return {"rows": {name: {k: metrics.confidence_interval(v) for k, v in r.items()}
-                     for name, r in runs.items()},
-            "seconds_per_motion": {name: s / n for name, s in seconds.items()},
+    return {"rows": table["rows"], "seconds_per_motion": {k: s / n for k, s in seconds.items()},
             "replications": replications, "samples": cfg.evaluation.samples}
 
 

