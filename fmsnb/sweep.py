@@ -2,16 +2,19 @@
 
 One call trains one variant of a profile, the profile with some settings changed
 (`--set finetune.lr=1e-3`), in its own folder `runs/<profile>/sweep/<variant>/`. That folder
-shares the profile's corpora, caption cache and evaluator, and its fine-tunes start from the
-profile's base model unless the variant pretrains its own (`--stage pretrain`, or `both`). The
-trained models are then probed with cheap yardsticks and one row per model (the variant's
-changes, its training minutes, the measures) is appended to `runs/<profile>/sweep.json`:
+shares the profile's corpora, caption cache and evaluator unless its settings change them (a
+larger FMS stand-in gets its own corpus), and its fine-tunes start from the profile's base
+model unless the variant pretrains its own (`--stage pretrain`, or `both`). The trained models
+are then probed with cheap yardsticks and one row per model (the variant's changes, its
+training minutes, the measures) is appended to `runs/<profile>/sweep.json`:
 - the base model: R-precision (top 3) and FID of the stand-in evaluator on
   `evaluation.samples` test captions, against the same for real test clips;
+- the real FMS clips (a fine-tuning variant's first row): the grade of the held-out subjects'
+  clips named by chapter 06's LSTM and by a forest, both trained on the training subjects;
 - a fine-tuned model: `generation.per_cell` motions per (movement, grade), recognised by random
   forests trained on the real training subjects (movement of 15, FMS test of 7, grade of 3;
-  `fitness.movement_recognition`, `fitness.forest_baseline`), and the deep squat's upright
-  share and depth per grade (`physics.squat_depth`).
+  `fitness.movement_recognition`, `fitness.forest_baseline`) and their grade by that LSTM,
+  and the deep squat's upright share and depth per grade (`physics.squat_depth`).
 The command line is `python -m fmsnb sweep`; chapter 09 shows the rows.
 """
 from __future__ import annotations
@@ -23,18 +26,26 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 
 from fmsnb import atomic, corpora, evaluate, fitness, physics, quantitative, stages
 from fmsnb.captions import GRADES
+from fmsnb.classifier import GradeClassifier
 from fmsnb.config import Profile, with_values
 from fmsnb.dataset import read_split
 from fmsnb.humanml3d import recover_joints
 from fmsnb.train import SUMMARY_FILE
 
 SWEEP_FILE = "sweep.json"
-SHARED = ("data", "cache", "evaluator")     # what every variant reads from the profile's run
 STAGES = ("pretrain", "finetune", "both")
+# What a variant reads from the profile's run, and the profile sections each depends on: a
+# variant that changes one of those sections makes its own copy instead (a link would let it
+# overwrite the profile's corpus in place).
+SHARED = {"data/humanml3d_standin": ("standin",), "data/fms_raw": ("fms_standin",),
+          "data/fms_hml": ("fms_standin", "fms"), "cache": (),   # keyed by encoder
+          "evaluator": ("standin", "evaluator"),
+          f"models/{stages.BASE}": ("standin", "text", "model", "pretrain")}
 
 
 def with_settings(cfg: Profile, settings: list[str]) -> Profile:
@@ -56,15 +67,24 @@ def with_settings(cfg: Profile, settings: list[str]) -> Profile:
 
 def variant(cfg: Profile, name: str, settings: list[str], own_base: bool) -> Profile:
     """The profile of variant `name`: `settings` applied, its run folder under the profile's
-    `sweep/`, sharing the profile's corpora, caption cache, evaluator and (unless `own_base`)
-    base model through symbolic links."""
+    `sweep/`. It shares (through symbolic links) each corpus, the caption cache, the evaluator
+    and, unless `own_base`, the base model of the profile's run, except what its settings
+    change (SHARED), which it makes itself. ValueError for a fine-tune-only variant whose
+    settings change what the base model is trained from."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"variant name {name!r}: use a plain folder name")
     out = dataclasses.replace(with_settings(cfg, settings))     # a copy, even unchanged
+    changed = {f.name for f in dataclasses.fields(cfg) if f.init
+               and getattr(cfg, f.name) != getattr(out, f.name)}
+    base = f"models/{stages.BASE}"
+    if not own_base and changed & set(SHARED[base]):
+        raise ValueError(f"variant {name!r} changes {sorted(changed & set(SHARED[base]))}, "
+                         "which the base model is trained with: use --stage both")
     run_dir = cfg.run_dir / "sweep" / name
     out.run_path = run_dir
-    links = [*SHARED] + ([] if own_base else [f"models/{stages.BASE}"])
-    for rel in links:
+    for rel, sections in SHARED.items():
+        if changed & set(sections) or (rel == base and own_base):
+            continue
         link, target = run_dir / rel, cfg.run_dir / rel
         target.mkdir(parents=True, exist_ok=True)
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -91,16 +111,29 @@ def probe_base(cfg: Profile, progress: bool = False) -> dict:
             (("real", "Ground truth"), ("base", "base")) for metric in ("R@3", "FID")}
 
 
-def probe_finetuned(cfg: Profile, name: str, real: fitness.GradedSet,
+def probe_real(cfg: Profile, real: fitness.GradedSet,
+               progress: bool = False) -> tuple[dict, GradeClassifier]:
+    """The grade of the held-out real subjects' clips, named by the profile's LSTM (chapter 06's
+    classifier, trained on the real training subjects) and by a forest on the same clips; the
+    trained LSTM is returned for the generated sets."""
+    clf = fitness.train_on(cfg, real, progress)
+    forest = fitness.forest_baseline(real, {}, cfg.seed)[fitness.REAL]
+    return {"grade_lstm": fitness.score(clf, real)["accuracy"], "grade_accuracy": forest,
+            "real_clips": len(real.grades)}, clf
+
+
+def probe_finetuned(cfg: Profile, name: str, real: fitness.GradedSet, clf: GradeClassifier,
                     progress: bool = False) -> dict:
     """Movement, FMS-test and grade recognition of model `name`'s generated FMS set by forests
-    trained on the real training subjects, and its deep squats (m01) per requested grade
-    (`physics.squat_depth`: upright share, lowest pelvis height of the upright ones)."""
+    trained on the real training subjects, its grade named by the real-trained LSTM `clf`, and
+    its deep squats (m01) per requested grade (`physics.squat_depth`: upright share, lowest
+    pelvis height of the upright ones)."""
     data = fitness.generated_set(cfg, name, progress)
     moves = fitness.movement_recognition(real, {name: data}, cfg.seed)[name]
     out = {"movement_accuracy": moves["accuracy"], "test_accuracy": moves["test_accuracy"],
            "wrong_side": moves["wrong_side"],
-           "grade_accuracy": fitness.forest_baseline(real, {name: data}, cfg.seed)[name]}
+           "grade_accuracy": fitness.forest_baseline(real, {name: data}, cfg.seed)[name],
+           "grade_lstm": fitness.score(clf, data, part="all")["accuracy"]}
     for g in GRADES:
         pick = (data.movements == "m01") & (data.grades == g)
         squats = physics.squat_depth([recover_joints(data.features[i])
@@ -121,14 +154,18 @@ def run(cfg: Profile, name: str, settings: list[str], stage: str, styles: list[s
     command = " ".join(["python -m fmsnb sweep", f"--profile {cfg.name}", f"--variant {name}",
                         f"--stage {stage}", *[f"--style {s}" for s in styles],
                         *[f"--set {s}" for s in settings]])
-    common = {"variant": name, "settings": settings, "date": started, "command": command}
+    # The minutes depend on the threads: two torch processes on two cores run ten times slower.
+    common = {"variant": name, "settings": settings, "date": started, "command": command,
+              "threads": torch.get_num_threads()}
     if stage in ("pretrain", "both"):
         log = stages.pretrain(var, progress=progress)
         rows.append({**common, "model": stages.BASE, "steps": log[-1]["step"],
                      "final_loss": log[-1]["loss"], "minutes": train_minutes(var, stages.BASE),
                      **probe_base(var, progress)})
     if stage in ("finetune", "both"):
-        real = fitness.real_set(var)
+        real = fitness.real_set(var, progress)
+        measures, clf = probe_real(var, real, progress)
+        rows.append({**common, "model": fitness.REAL, **measures})
         for style in styles:
             log = stages.finetune(var, style, progress=progress)
             trained = {"steps": log[-1]["step"], "final_loss": log[-1]["loss"],
@@ -136,7 +173,7 @@ def run(cfg: Profile, name: str, settings: list[str], stage: str, styles: list[s
             # A model trained with grade dropout is probed with grade guidance too.
             for name in [style] + ([style + stages.GUIDED] if var.finetune.grade_drop else []):
                 rows.append({**common, "model": name, **trained,
-                             **probe_finetuned(var, name, real, progress)})
+                             **probe_finetuned(var, name, real, clf, progress)})
     path = cfg.run_dir / SWEEP_FILE
     earlier = json.loads(path.read_text()) if path.is_file() else []
     atomic.write_text(path, json.dumps(earlier + rows, indent=1))
@@ -167,7 +204,7 @@ COLUMNS = (("variant", "Variant", "{}"), ("model", "Model", "{}"), ("steps", "St
            ("base_R@3", "R@3", "{:.3f}"), ("base_FID", "FID", "{:.2f}"),
            ("movement_accuracy", "Movement (15)", "{:.2f}"),
            ("test_accuracy", "FMS test (7)", "{:.2f}"), ("wrong_side", "Wrong side", "{:.2f}"),
-           ("grade_accuracy", "Grade (3)", "{:.2f}"),
+           ("grade_accuracy", "Grade (3)", "{:.2f}"), ("grade_lstm", "Grade, LSTM", "{:.2f}"),
            ("squat_pelvis_g1", "Squat pelvis g1 (m)", "{:.2f}"),
            ("squat_pelvis_g2", "g2", "{:.2f}"), ("squat_pelvis_g3", "g3", "{:.2f}"))
 
