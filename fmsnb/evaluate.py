@@ -30,9 +30,14 @@ PUBLISHED = {   # the paper's Table 1 (HumanML3D test set), theirs, for comparis
 }
 
 
+# Replications of MDM's published evaluation (eval_humanml.py): 20 without multimodality
+# (its mode `wo_mm`), 5 with it (`mm_short`).
+REPLICATIONS = {False: 20, True: 5}
+
+
 @dataclass
 class EvalConfig:
-    replications: int = 20           # the reference: 20 (5 when multimodality is computed)
+    replications: int = REPLICATIONS[False]     # 5 are enough when multimodality is computed
     samples: int = 1000              # test motions per replication
     diversity_pairs: int = metrics.DIVERSITY_PAIRS
     mm_captions: int = 100
@@ -41,9 +46,11 @@ class EvalConfig:
     allow_smaller: bool = False      # a profile may run a smaller protocol, flagged in the table
     seed: int = 0
 
-    def check(self, n_available: int) -> list[str]:
-        """The deviations from the published protocol; an error if they are not allowed."""
-        published = EvalConfig()
+    def check(self, n_available: int, multimodality: bool = True) -> list[str]:
+        """The deviations from the published protocol, with or without multimodality (which
+        decides the replications it asks for, `REPLICATIONS`); an error if they are not
+        allowed."""
+        published = EvalConfig(replications=REPLICATIONS[multimodality])
         notes = []
         if min(self.samples, n_available) < metrics.R_PRECISION_BATCH:
             raise ValueError(f"the test split has {n_available} usable clips and the profile asks "
@@ -81,7 +88,7 @@ def t2m_table(evaluator, items, generators: dict[str, Generator], cfg: EvalConfi
               progress: bool = True, multimodality_too: bool = True) -> dict:
     """Rows "Ground truth" and one per generator: {metric: (mean, ci)} plus the protocol used;
     multimodality_too=False leaves out MModality (its many extra generations)."""
-    notes = cfg.check(len(items))
+    notes = cfg.check(len(items), multimodality_too)
     rng = np.random.default_rng(cfg.seed)
     runs = {name: {k: [] for k in ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity")}
             for name in ["Ground truth", *generators]}
@@ -117,7 +124,7 @@ def multimodality(evaluator, items, generate: Generator, cfg: EvalConfig,
                   rng: np.random.Generator, progress: bool = True) -> tuple[float, float]:
     """Multimodality over replications: mm_captions captions x mm_repeats generations each."""
     values = []
-    reps = max(1, min(cfg.replications, 5))     # the reference runs 5 replications for it
+    reps = max(1, min(cfg.replications, REPLICATIONS[True]))     # as many as the reference
     for rep in tqdm(range(reps), desc="multimodality", disable=not progress):
         real, captions, _ = draw_test_set(items, cfg.mm_captions, rng)
         lengths = [len(f) for f in real]
