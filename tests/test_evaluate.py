@@ -96,3 +96,19 @@ def test_the_published_protocol_is_20_replications_or_5_with_multimodality(corpu
     table = ev.t2m_table(evaluator, items, {}, replace(SMALL, replications=5),
                          progress=False, multimodality_too=False)
     assert "replications 5 < 20" in table["protocol"]["smaller_than_published"]
+
+
+def test_fid_reference_is_the_whole_test_split_and_ground_truth_a_second_pass(corpus,
+                                                                              monkeypatch):
+    # issue 12, defect (b): the reference was a second random draw of `samples` clips, which
+    # put the ground truth's FID well above MDM's 0.002 and biased every model's FID upward.
+    evaluator, items = corpus                 # 80 test clips; the models are asked for 64
+    sizes, fid = [], ev.metrics.fid
+    monkeypatch.setattr(ev.metrics, "fid", lambda a, b: sizes.append((len(a), len(b))) or fid(a, b))
+    table = ev.t2m_table(evaluator, items, {"oracle": oracle(items)}, SMALL, progress=False,
+                         multimodality_too=False)
+    assert sizes == [(80, 80), (80, 64)] * SMALL.replications
+    rows = table["rows"]
+    assert rows["Ground truth"]["FID"][0] < 1e-3      # the same clips: only the crops differ
+    assert rows["Ground truth"]["R@1"][0] == pytest.approx(1.0)
+    assert rows["oracle"]["FID"][0] > 10 * rows["Ground truth"]["FID"][0]    # 64 of 80 clips
