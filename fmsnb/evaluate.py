@@ -111,8 +111,8 @@ def t2m_table(evaluator, items, generators: dict[str, Generator], cfg: EvalConfi
         rows = {"Ground truth": (evaluator.embed_texts(truth_tokens),
                                  evaluator.embed_motions(truth), truth_rng)}
         for name, generate in generators.items():
-            rows[name] = (text, evaluator.embed_motions(generate(captions, lengths, cfg.seed + rep)),
-                          rng)
+            motions = generate(captions, lengths, cfg.seed + rep)
+            rows[name] = (text, evaluator.embed_motions(motions), rng)
         for name, (text_emb, emb, pairs_rng) in rows.items():
             top, mm_dist = metrics.r_precision(text_emb, emb)
             r = runs[name]
