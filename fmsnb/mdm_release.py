@@ -145,8 +145,9 @@ def import_weights(state: dict, cfg: MDMConfig, source: str = "MDM state dict") 
 
 def load_release(path, model: MDMConfig, diffusion: DiffusionConfig) -> tuple[dict, dict]:
     """(our state dict, args.json) of the release at `path` (model<step>.pt, args.json beside
-    it), checked against the profile's model and diffusion. A file holding {"model": ...}
-    (and {"model_avg": ...}, its weight average, which is taken then) is read too."""
+    it), checked against the profile's model and diffusion. A file that holds {"model": ...}
+    instead (later releases) is read too, its weight average {"model_avg": ...} when it has one,
+    as fmsnb prefers a checkpoint's EMA weights."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"MDM release not found: {path} (e.g. humanml_trans_enc_512/"
