@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     p = command("finetune", "fine-tune the base model on the FMS corpus with one style")
     p.add_argument("--style", required=True, choices=[s for s in STYLES if s != "none"],
                    help="how the FMS grade reaches the model")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="the base model to start from instead of this run's pretrained one: an "
+                        "fmsnb checkpoint, or mdm:PATH for MDM's released model (PATH e.g. "
+                        "humanml_trans_enc_512/model000200000.pt, its args.json beside it; "
+                        "imported into runs/<profile>/models/mdm/); give it again with --resume")
     p.add_argument("--resume", action="store_true",
                    help="continue from the latest checkpoint of an earlier run")
     p = command("sample", "generate motions for a caption, or an FMS movement at a grade")
@@ -188,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{stages.model_dir(cfg, stages.BASE)}")
         elif args.command == "finetune":
             _check_fresh(cfg, args.style, args.resume)
-            log = stages.finetune(cfg, args.style, progress=progress)
+            log = stages.finetune(cfg, args.style, progress=progress, init_from=args.init_from)
             print(f"{args.style} model: step {log[-1]['step']}, loss {log[-1]['loss']:.4f} -> "
                   f"{stages.model_dir(cfg, args.style)}")
         elif args.command == "sample":

@@ -3,10 +3,15 @@
 One replication draws `samples` test clips, gives each a random caption and a crop to a multiple
 of four frames (as the reference evaluation loader does), asks every model for a motion of the
 same caption and length, embeds texts and motions with the evaluator, and computes R-precision,
-multimodal distance, FID against the replication's real motions, and diversity; multimodality
-comes from `mm_captions` captions with `mm_repeats` generations each. Every metric is repeated
-over `replications` and reported as mean +- 1.96 std / sqrt(n). A profile whose sizes fall
-below the published protocol must say so (`allow_smaller`), and the table carries that flag.
+multimodal distance, FID and diversity; multimodality comes from `mm_captions` captions with
+`mm_repeats` generations each. As in MDM's evaluation, the ground truth is the whole test split,
+passed over twice per replication, each pass giving every clip a fresh random caption and crop:
+the first pass fits FID's reference Gaussian (every row's FID is taken against it), the second
+is the "Ground truth" row, so its FID measures only the crops' and captions' randomness (MDM's
+0.002) and its R-precision, multimodal distance and diversity are those of the whole split.
+Every metric is repeated over `replications` and reported as mean +- 1.96 std / sqrt(n). A
+profile whose sizes fall below the published protocol must say so (`allow_smaller`), and the
+table carries that flag.
 """
 from __future__ import annotations
 
@@ -30,9 +35,14 @@ PUBLISHED = {   # the paper's Table 1 (HumanML3D test set), theirs, for comparis
 }
 
 
+# Replications of MDM's published evaluation (eval_humanml.py): 20 without multimodality
+# (its mode `wo_mm`), 5 with it (`mm_short`).
+REPLICATIONS = {False: 20, True: 5}
+
+
 @dataclass
 class EvalConfig:
-    replications: int = 20           # the reference: 20 (5 when multimodality is computed)
+    replications: int = REPLICATIONS[False]     # 5 are enough when multimodality is computed
     samples: int = 1000              # test motions per replication
     diversity_pairs: int = metrics.DIVERSITY_PAIRS
     mm_captions: int = 100
@@ -41,9 +51,11 @@ class EvalConfig:
     allow_smaller: bool = False      # a profile may run a smaller protocol, flagged in the table
     seed: int = 0
 
-    def check(self, n_available: int) -> list[str]:
-        """The deviations from the published protocol; an error if they are not allowed."""
-        published = EvalConfig()
+    def check(self, n_available: int, multimodality: bool = True) -> list[str]:
+        """The deviations from the published protocol, with or without multimodality (which
+        decides the replications it asks for, `REPLICATIONS`); an error if they are not
+        allowed."""
+        published = EvalConfig(replications=REPLICATIONS[multimodality])
         notes = []
         if min(self.samples, n_available) < metrics.R_PRECISION_BATCH:
             raise ValueError(f"the test split has {n_available} usable clips and the profile asks "
@@ -80,8 +92,10 @@ def draw_test_set(items, n: int, rng: np.random.Generator):
 def t2m_table(evaluator, items, generators: dict[str, Generator], cfg: EvalConfig,
               progress: bool = True, multimodality_too: bool = True) -> dict:
     """Rows "Ground truth" and one per generator: {metric: (mean, ci)} plus the protocol used;
-    multimodality_too=False leaves out MModality (its many extra generations)."""
-    notes = cfg.check(len(items))
+    multimodality_too=False leaves out MModality (its many extra generations). The ground-truth
+    passes draw from their own generator per replication, so the models are asked the same
+    captions whatever the size of the test split."""
+    notes = cfg.check(len(items), multimodality_too)
     rng = np.random.default_rng(cfg.seed)
     runs = {name: {k: [] for k in ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity")}
             for name in ["Ground truth", *generators]}
@@ -90,21 +104,23 @@ def t2m_table(evaluator, items, generators: dict[str, Generator], cfg: EvalConfi
         real, captions, tokens = draw_test_set(items, cfg.samples, rng)
         lengths = [len(f) for f in real]
         text = evaluator.embed_texts(tokens)
-        # FID is taken against another draw of real crops, so the ground-truth row is not 0 by
-        # construction (the reference compares two passes of its ground-truth loader).
-        reference = evaluator.embed_motions(
-            draw_test_set(items, cfg.samples, np.random.default_rng([cfg.seed, rep]))[0])
-        motions = {"Ground truth": evaluator.embed_motions(real)}
+        truth_rng = np.random.default_rng([cfg.seed, rep])
+        reference = evaluator.embed_motions(draw_test_set(items, len(items), truth_rng)[0])
+        truth, _, truth_tokens = draw_test_set(items, len(items), truth_rng)
+        # row -> (text embeddings, motion embeddings, generator of its diversity pairs)
+        rows = {"Ground truth": (evaluator.embed_texts(truth_tokens),
+                                 evaluator.embed_motions(truth), truth_rng)}
         for name, generate in generators.items():
-            motions[name] = evaluator.embed_motions(generate(captions, lengths, cfg.seed + rep))
-        for name, emb in motions.items():
-            top, mm_dist = metrics.r_precision(text, emb)
+            motions = generate(captions, lengths, cfg.seed + rep)
+            rows[name] = (text, evaluator.embed_motions(motions), rng)
+        for name, (text_emb, emb, pairs_rng) in rows.items():
+            top, mm_dist = metrics.r_precision(text_emb, emb)
             r = runs[name]
             for k in range(3):
                 r[f"R@{k + 1}"].append(top[k])
             r["MM-Dist"].append(mm_dist)
             r["FID"].append(metrics.fid(reference, emb))
-            r["Diversity"].append(metrics.diversity(emb, rng, div_pairs))
+            r["Diversity"].append(metrics.diversity(emb, pairs_rng, div_pairs))
     table = {name: {k: metrics.confidence_interval(v) for k, v in r.items()}
              for name, r in runs.items()}
     for name, generate in generators.items() if multimodality_too else ():
@@ -117,7 +133,7 @@ def multimodality(evaluator, items, generate: Generator, cfg: EvalConfig,
                   rng: np.random.Generator, progress: bool = True) -> tuple[float, float]:
     """Multimodality over replications: mm_captions captions x mm_repeats generations each."""
     values = []
-    reps = max(1, min(cfg.replications, 5))     # the reference runs 5 replications for it
+    reps = max(1, min(cfg.replications, REPLICATIONS[True]))     # as many as the reference
     for rep in tqdm(range(reps), desc="multimodality", disable=not progress):
         real, captions, _ = draw_test_set(items, cfg.mm_captions, rng)
         lengths = [len(f) for f in real]

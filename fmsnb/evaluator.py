@@ -5,7 +5,9 @@ one-hot POS tag, a bidirectional GRU, and an MLP to 512-d. Motion side: a 1-D co
 "movement" encoder on the features without the four foot-contact dims (259 per frame, 4x shorter
 output), then a bidirectional GRU over length // 4 steps, and an MLP to 512-d. Module and
 parameter names follow the published checkpoint (`finest.tar`: text_encoder, motion_encoder,
-movement_encoder) so that it loads as is when a user provides it with the GloVe files. Without
+movement_encoder) so that it loads as is when a user provides it with the GloVe files and its own
+normalisation, which `normalisation_problems` checks against the dataset's (a wrong file would
+corrupt every metric without failing). Without
 those files, `train_evaluator` trains the same architecture contrastively on the corpus at hand,
 with a fixed random word-vector table over the corpus vocabulary; numbers from such an evaluator
 are comparable only with each other, never with the paper's, and the book says which produced each.
@@ -24,6 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from tqdm.auto import tqdm
 
 from fmsnb.dataset import mean_std
+from fmsnb.humanml3d import FEATURE_GROUPS, N_FEATURES
 
 POS_TAGS = ("VERB", "NOUN", "DET", "ADP", "NUM", "AUX", "PRON", "ADJ", "ADV",
             "Loc_VIP", "Body_VIP", "Obj_VIP", "Act_VIP", "Desc_VIP", "OTHER")
@@ -245,6 +248,53 @@ def load_published(checkpoint, glove_dir, mean, std) -> Evaluator:
         except RuntimeError as e:
             raise ValueError(f"{checkpoint}: '{key}' does not fit the T2M architecture: {e}") from e
     return ev
+
+
+# T2M's evaluator was trained on features normalised with HumanML3D's Std, except that the root
+# (angular and linear velocity, height) and foot-contact dims were divided by a further 25 (its
+# `feat_bias`), so that they weigh more. Its mean lies within 0.23 dataset stds of the dataset's.
+FEAT_BIAS = 25.0
+BIASED_DIMS = np.r_[tuple(FEATURE_GROUPS[g] for g in (
+    "root angular velocity", "root linear velocity", "root height", "foot contacts"))]
+BIAS_TOLERANCE = 1.5     # the ratios found in the release differ from 1/25 and 1 by < 0.5%
+
+
+def normalisation_problems(mean, std, dataset_mean, dataset_std) -> dict[str, str]:
+    """What is wrong with the published evaluator's normalisation mean, std (263,) read from the
+    files a profile names, given the dataset's own Mean/Std (263,): {"mean" or "std": problem},
+    empty when they are the release's (t2m/Comp_v6_KLD01/meta/). Shape, finite values, a
+    positive std, the mean within one dataset std of the dataset's Mean, and the std ratio to
+    the dataset's Std: about 1/25 on the root and foot-contact dims and about 1 elsewhere."""
+    found = {}
+    for key, a in (("mean", mean), ("std", std)):
+        a = np.asarray(a)
+        if a.shape != (N_FEATURES,) or not np.issubdtype(a.dtype, np.number):
+            found[key] = f"expected {N_FEATURES} numbers (shape ({N_FEATURES},)), got {a.shape}"
+        elif not np.isfinite(a).all():
+            found[key] = f"{(~np.isfinite(a)).sum()} values are NaN or infinite"
+    if "std" not in found and (np.asarray(std) <= 0).any():
+        found["std"] = f"{(np.asarray(std) <= 0).sum()} values are zero or negative"
+    if found:
+        return found
+    far = np.abs(np.asarray(mean) - dataset_mean) > dataset_std
+    if far.any():
+        found["mean"] = (f"{far.sum()} dims lie more than one dataset std from the dataset's "
+                         f"Mean (first: dim {np.flatnonzero(far)[0]}); not the evaluator's mean")
+    ratio = np.asarray(std, np.float64) / dataset_std
+    expected = np.ones(N_FEATURES)
+    expected[BIASED_DIMS] = 1 / FEAT_BIAS
+    off = np.abs(np.log(ratio / expected)) > np.log(BIAS_TOLERANCE)
+    if off.any():
+        biased = ratio[BIASED_DIMS]
+        rest = np.delete(ratio, BIASED_DIMS)
+        hint = (" (it looks like the dataset's own Std.npy)"
+                if np.abs(np.log(biased)).max() < np.log(BIAS_TOLERANCE) else "")
+        found["std"] = (f"not the evaluator's std{hint}: divided by the dataset's Std it should "
+                        f"be about 1/{FEAT_BIAS:g} on the root (dims 0-3) and foot-contact "
+                        f"(259-262) dims and about 1 elsewhere, but it is "
+                        f"{biased.min():.3g}..{biased.max():.3g} there and "
+                        f"{rest.min():.3g}..{rest.max():.3g} elsewhere")
+    return found
 
 
 def contrastive_loss(text, motion, margin: float, rng: np.random.Generator):

@@ -26,7 +26,7 @@ import torch
 from fmsnb import corpora, dataset, evaluate, metrics, physics, stages
 from fmsnb.config import Profile
 from fmsnb.evaluator import (Evaluator, EvaluatorConfig, WordVectorizer, load_published,
-                             train_evaluator)
+                             normalisation_problems, train_evaluator)
 from fmsnb.humanml3d import N_JOINTS, recover_joints
 from fmsnb.train import CHECKPOINT_RE, atomic_save
 
@@ -63,10 +63,30 @@ def _published_path(cfg: Profile, key: str) -> Path:
     return cfg.data_file(value)
 
 
-def _load_array(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise FileNotFoundError(f"T2M evaluator statistics not found: {path}")
-    return np.load(path)
+def published_normalisation(cfg: Profile) -> tuple[np.ndarray, np.ndarray]:
+    """The published evaluator's mean and std (263,) from the files the profile names
+    (`evaluator_files.mean`, `.std`), checked against the HumanML3D corpus's Mean/Std
+    (`evaluator.normalisation_problems`); a ValueError names the profile key, the file and
+    what is wrong with it."""
+    paths = {key: _published_path(cfg, key) for key in ("mean", "std")}
+    arrays = {}
+    for key, path in paths.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"T2M evaluator statistics not found: {path} "
+                                    f"(evaluator_files.{key} of params/{cfg.name}.yml)")
+        try:
+            arrays[key] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise ValueError(f"params/{cfg.name}.yml: evaluator_files.{key}: {path} is not a "
+                             f"readable .npy file ({err})") from None
+    root = corpora.humanml3d_root(cfg, progress=False)
+    problems = normalisation_problems(arrays["mean"], arrays["std"], *dataset.read_mean_std(root))
+    if problems:
+        raise ValueError(f"params/{cfg.name}.yml: " + "; ".join(
+            f"evaluator_files.{key}: {paths[key]}: {problem}" for key, problem in problems.items())
+            + f" (compared with the dataset's {root / dataset.MEAN_FILE} and {dataset.STD_FILE});"
+            " the release's files are t2m/Comp_v6_KLD01/meta/mean.npy and std.npy")
+    return arrays["mean"], arrays["std"]
 
 
 def save_evaluator(ev: Evaluator, path, stamp: str) -> Path:
@@ -120,8 +140,7 @@ def get_evaluator(cfg: Profile, progress: bool = True) -> Evaluator:
     matches, otherwise trained now and saved there. `.source` says which it is."""
     if uses_published_evaluator(cfg):
         return load_published(_published_path(cfg, "checkpoint"), _published_path(cfg, "glove"),
-                              _load_array(_published_path(cfg, "mean")),
-                              _load_array(_published_path(cfg, "std")))
+                              *published_normalisation(cfg))
     root = corpora.humanml3d_root(cfg, progress)
     stamp = _training_stamp(cfg, root)
     path = cfg.run_dir / "evaluator" / EVALUATOR_FILE

@@ -2,7 +2,10 @@
 
 `generate` turns captions (and, for the `token` style, FMS grades) into motions of the requested
 lengths with the diffusion's guided sampler (batched classifier-free guidance, DDIM with 50 steps
-by default), in batches, from one seeded generator, and undoes the feature normalisation.
+by default), in batches, from one seeded generator, and undoes the feature normalisation. A model
+whose padding attends (`mask_padding=False`, MDM's release) samples every motion on the `max_len`
+canvas it was trained on, as MDM does; a model that masks padding samples each batch only as long
+as its longest motion, which gives the same motions at less cost.
 `to_joints` recovers the 22 global joints and `save_sample` writes a sample to disk as .npy files
 plus an animation; `write_folder` writes a set of samples into a folder it owns (a manifest,
 `samples.json`, lists its files) and never touches a folder holding anything else. Captions of
@@ -12,6 +15,7 @@ exactly as they were for training.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -26,7 +30,8 @@ from fmsnb.captions import GRADES
 from fmsnb.humanml3d import FPS, recover_joints
 from fmsnb.render import animate as render_animation
 
-# A batch pads to its longest motion; lengths within 25% keep the padding under a fifth.
+# With masked padding a batch pads to its longest motion; lengths within 25% keep the padding
+# under a fifth.
 LENGTH_SPREAD = 1.25
 
 
@@ -64,8 +69,10 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
     grades (N,) in 1..3 go to the model's grade token (models trained with style `token`).
     sampler "ddim" runs `steps` steps; "ddpm" always runs all of the diffusion's steps.
     Caption embeddings come from `cache` (encoded once). Requests are batched by length
-    (`length_batches`), because a batch is padded to its longest motion and every padded frame
-    costs as much as a real one; the answers come back in the order asked. One generator seeded
+    (`length_batches`); with masked padding a batch is padded to its longest motion, and every
+    padded frame costs as much as a real one. A model whose padding attends samples on its
+    max_len canvas (training padded every motion to it, so the padding is part of the context
+    it knows). The answers come back in the order asked. One generator seeded
     with `seed` draws all noise, batch after batch, so the same call gives the same motions.
     Grade guidance (`diffusion.guided`): `plain` (N,) holds each caption without its grade
     (the same caption for the token style, whose grade-free branch is grade 0) and
@@ -86,14 +93,18 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
     lengths = torch.tensor([int(lengths[i]) for i in order])
     grades = None if grades is None else torch.tensor([int(grades[i]) for i in order])
     out = [None] * len(order)
-    batches = length_batches(lengths.tolist(), batch_size)
+    canvas = None if model.cfg.mask_padding else model.cfg.max_len
+    # On the canvas every batch costs the same: fill batches whatever their lengths.
+    batches = length_batches(lengths.tolist(), batch_size,
+                             LENGTH_SPREAD if canvas is None else math.inf)
     # The bar counts denoising steps: a single batch would otherwise sit at 0/1 to the end.
     steps = steps if sampler == "ddim" else None
     bar = tqdm(total=len(batches) * len(diffusion.timesteps(sampler, steps)),
                desc=f"generating {len(order)} motion(s), denoising steps", disable=not progress)
     for batch in batches:
         n = lengths[batch]
-        mask = torch.arange(int(n.max()))[None, :] < n[:, None]       # (b, T) True = valid
+        width = int(n.max()) if canvas is None else canvas
+        mask = torch.arange(width)[None, :] < n[:, None]              # (b, T) True = valid
         grade = None if grades is None else grades[batch].to(device)
         grade_free = None if grade_scale is None else (
             plain_text[batch], None if grade is None else torch.zeros_like(grade))

@@ -6,8 +6,9 @@ started from the base model's weights and trained on the aligned FMS corpus. The
 live in `runs/<profile>/models/<name>/`; every stage resumes where an earlier call stopped, so
 re-running a chapter continues or reuses training instead of repeating it. `Generator` wraps a
 trained model for sampling: free captions for the T2M metrics, and (movement, grade) requests,
-captioned the way that model was trained, for the FMS chapters. The notebooks and the command
-line call these same functions.
+captioned the way that model was trained, for the FMS chapters. A fine-tune may instead start
+from another checkpoint, or from MDM's released model (`mdm_release`), imported into
+`models/mdm/`. The notebooks and the command line call these same functions.
 """
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmsnb import corpora
+from fmsnb import corpora, mdm_release
 from fmsnb.captions import GRADES, STYLES, check_grade, check_style, condition, movement_captions
 from fmsnb.align import read_fms_meta
 from fmsnb.config import Profile
-from fmsnb.dataset import MotionDataset, read_split
+from fmsnb.dataset import MotionDataset, read_mean_std, read_split
 from fmsnb.fms import MOVEMENTS
 from fmsnb.diffusion import GaussianDiffusion
 from fmsnb.mdm import MDM, MDMConfig
@@ -30,6 +31,7 @@ from fmsnb.text import CaptionCache, SideWords, load_encoder
 from fmsnb.train import (latest_checkpoint, load_checkpoint, load_model, read_grades, train)
 
 BASE = "base"
+MDM_RELEASE = "mdm"      # the folder of MDM's released model, imported to fine-tune from
 # A generated set named "<style>+gg" is the <style> model sampled with grade guidance (ours).
 GUIDED = "+gg"
 
@@ -92,21 +94,39 @@ def pretrain(cfg: Profile, progress: bool = True) -> list[dict]:
                  cache, cfg.pretrain, model_dir(cfg, BASE), resume=True, progress=progress)
 
 
-def finetune(cfg: Profile, style: str, progress: bool = True) -> list[dict]:
-    """Fine-tune (or continue fine-tuning) the base model on the FMS corpus with one style.
+def imported_release(cfg: Profile, path, encoder, progress: bool = True) -> Path:
+    """MDM's released model at `path` (`mdm_release`), written as an fmsnb checkpoint into
+    `models/mdm/` with the HumanML3D corpus's Mean/Std, which MDM trained it with; its path."""
+    mean, std = read_mean_std(corpora.humanml3d_root(cfg, progress))
+    return mdm_release.write_checkpoint(path, model_dir(cfg, MDM_RELEASE),
+                                        model_config(cfg, encoder.dim), cfg.diffusion, encoder,
+                                        mean, std)
 
-    The FMS clips are normalised with the base model's own mean/std: the model reads features
-    in the representation it was pretrained on, whatever corpus they come from.
+
+def finetune(cfg: Profile, style: str, progress: bool = True,
+             init_from: str | None = None) -> list[dict]:
+    """Fine-tune (or continue fine-tuning) a base model on the FMS corpus with one style.
+
+    The base is the run's pretrained model, or `init_from`: an fmsnb checkpoint's path, or
+    "mdm:PATH" for MDM's released model (`imported_release`). The FMS clips are normalised
+    with the base model's own mean/std: the model reads features in the representation it was
+    pretrained on, whatever corpus they come from.
     """
     if style == "none":
         raise ValueError("style 'none' is the base model's; fine-tune with one of "
                          f"{[s for s in STYLES if s != 'none']}")
-    base = trained_checkpoint(cfg, BASE)
+    # A missing base model is reported before the text encoder loads.
+    base = trained_checkpoint(cfg, BASE) if init_from is None else None
+    cache = text_cache(cfg)
+    if init_from is not None and init_from.startswith(mdm_release.PREFIX):
+        base = imported_release(cfg, init_from[len(mdm_release.PREFIX):], cache.encoder,
+                                progress)
+    elif init_from is not None:
+        base = Path(init_from).expanduser()
     ckpt = load_checkpoint(base)
     root = corpora.fms_corpus_root(cfg, progress)
     data = read_split(root, "train", mean=ckpt["mean"].numpy(), std=ckpt["std"].numpy(),
                       progress=progress)
-    cache = text_cache(cfg)
     model = new_model(cfg, cache.encoder.dim, style)
     return train(model, GaussianDiffusion(cfg.diffusion), MotionDataset(data, seed=cfg.seed),
                  cache, cfg.finetune, model_dir(cfg, style), resume=True, style=style,

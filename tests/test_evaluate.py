@@ -1,7 +1,11 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from conftest import REPO
 from fmsnb import evaluate as ev
+from fmsnb.config import load_profile
 from fmsnb.dataset import Caption, MotionItem
 
 
@@ -75,3 +79,36 @@ def test_test_set_crops_are_multiples_of_four(corpus):
     feats, captions, tokens = ev.draw_test_set(items, 10, np.random.default_rng(1))
     assert all(len(f) % 4 == 0 and len(f) <= 60 for f in feats)
     assert len(set(captions)) == 10 and tokens[0] == [captions[0]]
+
+
+def test_the_published_protocol_is_20_replications_or_5_with_multimodality(corpus):
+    # issue 12, defect (c): full.yml asks for MDM's protocol with multimodality (5 replications)
+    # and the check demanded 20 whatever was computed, so chapter 05 of the full book stopped.
+    full = load_profile("full", root=REPO).evaluation
+    assert full.replications == 5 and not full.allow_smaller
+    assert full.check(4000) == []                   # a test split of HumanML3D's size
+    with pytest.raises(ValueError, match="replications 5 < 20"):
+        full.check(4000, multimodality=False)
+    evaluator, items = corpus
+    table = ev.t2m_table(evaluator, items, {}, replace(SMALL, replications=5),
+                         progress=False)
+    assert not any("replications" in n for n in table["protocol"]["smaller_than_published"])
+    table = ev.t2m_table(evaluator, items, {}, replace(SMALL, replications=5),
+                         progress=False, multimodality_too=False)
+    assert "replications 5 < 20" in table["protocol"]["smaller_than_published"]
+
+
+def test_fid_reference_is_the_whole_test_split_and_ground_truth_a_second_pass(corpus,
+                                                                              monkeypatch):
+    # issue 12, defect (b): the reference was a second random draw of `samples` clips, which
+    # put the ground truth's FID well above MDM's 0.002 and biased every model's FID upward.
+    evaluator, items = corpus                 # 80 test clips; the models are asked for 64
+    sizes, fid = [], ev.metrics.fid
+    monkeypatch.setattr(ev.metrics, "fid", lambda a, b: sizes.append((len(a), len(b))) or fid(a, b))
+    table = ev.t2m_table(evaluator, items, {"oracle": oracle(items)}, SMALL, progress=False,
+                         multimodality_too=False)
+    assert sizes == [(80, 80), (80, 64)] * SMALL.replications
+    rows = table["rows"]
+    assert rows["Ground truth"]["FID"][0] < 1e-3      # the same clips: only the crops differ
+    assert rows["Ground truth"]["R@1"][0] == pytest.approx(1.0)
+    assert rows["oracle"]["FID"][0] > 10 * rows["Ground truth"]["FID"][0]    # 64 of 80 clips

@@ -86,3 +86,22 @@ def test_self_trained_evaluator_ranks_matching_pairs_above_random_on_held_out_da
     assert matching < 0.5 * random
     top, _ = r_precision(text, motion)
     assert top[2] > 0.4                                      # chance is 3/32
+
+
+def test_normalisation_check_knows_the_released_files(shared_data):
+    # issue 12, defect (d): a wrong mean/std would silently corrupt every metric
+    real = shared_data / "humanml3d"
+    mean, std = np.load(real / "Mean.npy"), np.load(real / "Std.npy")
+    ev_mean, ev_std = np.load(real / "t2m_eval_mean.npy"), np.load(real / "t2m_eval_std.npy")
+    assert e.normalisation_problems(ev_mean, ev_std, mean, std) == {}
+    # the release's relation: root and contact dims 25x smaller than the dataset's Std
+    np.testing.assert_allclose((ev_std / std)[e.BIASED_DIMS], 1 / 25, rtol=0.01)
+    own = e.normalisation_problems(mean, std, mean, std)
+    assert "looks like the dataset's own Std" in own["std"]
+    assert "zero or negative" in e.normalisation_problems(ev_std, ev_mean, mean, std)["std"]
+    assert "shape (263,)" in e.normalisation_problems(ev_mean[:251], ev_std, mean, std)["mean"]
+    broken = ev_std.copy()
+    broken[7] = np.nan
+    assert "NaN" in e.normalisation_problems(ev_mean, broken, mean, std)["std"]
+    assert "Mean" in e.normalisation_problems(ev_mean + 3 * std, ev_std, mean, std)["mean"]
+    assert "1/25" in e.normalisation_problems(ev_mean, 3 * ev_std, mean, std)["std"]

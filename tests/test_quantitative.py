@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import REPO
 from fmsnb import evaluate, physics, quantitative as q
 from fmsnb.config import load_profile
 from fmsnb.dataset import Caption, MotionItem
@@ -92,12 +93,45 @@ def test_published_evaluator_is_chosen_only_with_a_data_root(tmp_path, monkeypat
     with pytest.raises(FileNotFoundError, match="/abs/s.npy"):
         q.get_evaluator(cfg, progress=False)
     seen = {}
-    monkeypatch.setattr(q, "_load_array", lambda path: np.zeros(263))
+    monkeypatch.setattr(q, "published_normalisation", lambda cfg: (np.zeros(263), np.ones(263)))
     monkeypatch.setattr(q, "load_published", lambda *args: seen.setdefault("args", args))
     q.get_evaluator(cfg, progress=False)
     checkpoint, glove = seen["args"][:2]              # relative paths resolve under data_root
     assert checkpoint == tmp_path / "data" / "t2m" / "finest.tar"
     assert glove == tmp_path / "data" / "glove"
+
+
+def test_full_profile_reads_the_evaluators_own_normalisation_and_refuses_another(
+        tmp_path, shared_data):
+    # issue 12, defect (d): full.yml named t2m/meta/{mean,std}.npy, which the release lacks
+    data = tmp_path / "data"
+    hml = data / "HumanML3D"
+    for folder in ("new_joint_vecs", "new_joints", "texts"):
+        (hml / folder).mkdir(parents=True)
+    for split in ("train.txt", "test.txt"):
+        (hml / split).write_text("")
+    real = shared_data / "humanml3d"
+    for name in ("Mean.npy", "Std.npy"):
+        (hml / name).write_bytes((real / name).read_bytes())
+    meta = data / "t2m" / "Comp_v6_KLD01" / "meta"
+    meta.mkdir(parents=True)
+    for ours, theirs in (("mean.npy", "t2m_eval_mean.npy"), ("std.npy", "t2m_eval_std.npy")):
+        (meta / ours).write_bytes((real / theirs).read_bytes())
+    cfg = load_profile("full", data, root=REPO)
+    mean, std = q.published_normalisation(cfg)
+    np.testing.assert_array_equal(std, np.load(real / "t2m_eval_std.npy"))
+    np.testing.assert_array_equal(mean, np.load(real / "t2m_eval_mean.npy"))
+
+    (meta / "std.npy").write_bytes((real / "Std.npy").read_bytes())     # the dataset's own
+    with pytest.raises(ValueError, match=r"evaluator_files.std: .*meta/std.npy: not the "
+                                         r"evaluator's std \(it looks like the dataset's own"):
+        q.published_normalisation(cfg)
+    (meta / "std.npy").write_bytes(b"not an array")
+    with pytest.raises(ValueError, match="evaluator_files.std: .* not a readable .npy file"):
+        q.published_normalisation(cfg)
+    (meta / "mean.npy").unlink()
+    with pytest.raises(FileNotFoundError, match="evaluator_files.mean"):
+        q.published_normalisation(cfg)
 
 
 def test_retrieval_check_against_chance():

@@ -1,11 +1,13 @@
 """Tests of sampling: shapes and lengths, determinism for a seed, grade and length checks, and
 the files a saved sample leaves. Tiny untrained model, few DDIM steps, CPU."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from fmsnb.mdm import MDM
 from fmsnb.sample import generate, length_batches, save_sample, to_joints, write_folder
 from fmsnb.text import CaptionCache
 from test_train import MAX_LEN, FakeEncoder, tiny_diffusion, tiny_model
@@ -55,6 +57,33 @@ def test_batches_are_formed_by_length_and_answers_keep_the_order(monkeypatch):
                    batch_size=2, progress=False)
     assert padded == [12, 40]            # in the order asked, the batches would pad to 40 and 38
     assert [len(f) for f in out] == lengths
+
+
+def test_attending_padding_samples_on_the_max_len_canvas(monkeypatch):
+    # issue 12, defect (a): MDM trains and samples a model whose padding attends on the whole
+    # max_len canvas; padding such a model only to a batch's longest motion (lengths within
+    # 25%) gave it a context it never saw in training.
+    torch.manual_seed(0)
+    model = MDM(replace(tiny_model().cfg, mask_padding=False)).eval()
+    diffusion = tiny_diffusion()
+    widths, real_sample = [], diffusion.sample
+
+    def recording(model, text, mask, *args, **kw):
+        widths.append(mask.shape[1])
+        return real_sample(model, text, mask, *args, **kw)
+    monkeypatch.setattr(diffusion, "sample", recording)
+    lengths = [40, 10, 38, 12]
+    out = generate(model, diffusion, CaptionCache(FakeEncoder()),
+                   [f"caption {n}" for n in lengths], lengths, steps=2, mean=MEAN, std=STD,
+                   batch_size=2, progress=False)
+    assert widths == [MAX_LEN, MAX_LEN] and [len(f) for f in out] == lengths
+    # exactly MDM's way: the canvas sampled from the same seed, cut to the motion's length
+    one = generate(model, diffusion, CaptionCache(FakeEncoder()), ["a person walks"], [40],
+                   steps=2, mean=MEAN, std=STD, progress=False)[0]
+    text = CaptionCache(FakeEncoder()).get(["a person walks"])
+    canvas = real_sample(model, text, torch.arange(MAX_LEN)[None] < 40, steps=2,
+                         generator=torch.Generator().manual_seed(0), progress=False)
+    np.testing.assert_allclose(one, canvas[0, :40].numpy() * STD + MEAN, atol=1e-5)
 
 
 def test_length_batches_split_at_the_size_and_where_lengths_spread():
