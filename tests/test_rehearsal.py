@@ -115,7 +115,7 @@ def test_clip_archive_is_what_clip_load_reads(data_root):
     assert not torch.allclose(vectors[0], vectors[1])
 
 
-def test_published_evaluator_loads_from_the_profiles_files(cfg, data_root, shared_data):
+def test_published_evaluator_loads_from_the_profiles_files(cfg, data_root):
     assert quantitative.uses_published_evaluator(cfg)
     ev = quantitative.get_evaluator(cfg, progress=False)
     assert ev.source.startswith("published T2M evaluator")
@@ -126,16 +126,22 @@ def test_published_evaluator_loads_from_the_profiles_files(cfg, data_root, share
         assert {k: tuple(v.shape) for k, v in saved.items()} == rehearsal.EVALUATOR_SHAPES[key]
         for name, tensor in module.state_dict().items():
             torch.testing.assert_close(tensor, saved[name], rtol=0, atol=0)
-    # its std relates to the dataset's Std as the released pair in ../shared/data does
-    _, std = dataset.read_mean_std(data_root / rehearsal.HUMANML3D)
-    real = np.load(shared_data / "humanml3d" / "Std.npy") / \
-        np.load(shared_data / "humanml3d" / "t2m_eval_std.npy")
-    np.testing.assert_allclose(std / ev.std, real, rtol=0.02)
     items = dataset.read_split(data_root / rehearsal.HUMANML3D, "test", progress=False).items
     texts = ev.embed_texts([item.captions[0].tokens for item in items])
     motions = ev.embed_motions([item.motion for item in items])
     assert texts.shape == motions.shape == (len(items), 512)
     assert np.isfinite(texts).all() and np.isfinite(motions).all()
+
+
+def test_evaluator_statistics_relate_to_the_dataset_as_the_released_ones(data_root, shared_data):
+    mean, std = dataset.read_mean_std(data_root / rehearsal.HUMANML3D)
+    eval_mean = np.load(data_root / rehearsal.EVALUATOR_MEAN)
+    eval_std = np.load(data_root / rehearsal.EVALUATOR_STD)
+    assert eval_mean.shape == eval_std.shape == (263,) and eval_std.dtype == np.float64
+    np.testing.assert_allclose(eval_mean, mean, rtol=1e-6)
+    released = np.load(shared_data / "humanml3d" / "Std.npy") / \
+        np.load(shared_data / "humanml3d" / "t2m_eval_std.npy")
+    np.testing.assert_allclose(std / eval_std, released, rtol=0.02)
 
 
 def test_glove_vocabulary_holds_every_caption_word(data_root):
