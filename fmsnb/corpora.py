@@ -40,11 +40,12 @@ def _is_complete(folder: Path, settings: dict) -> bool:
     return marker.is_file() and json.loads(marker.read_text()) == settings
 
 
-def _made(folder: Path, settings: dict, write: Callable[[Path], object]) -> Path:
+def made(folder: Path, settings: dict, write: Callable[[Path], object]) -> Path:
     """`folder`, made by `write(tmp)` in a hidden temporary folder beside it and renamed into
     place with its settings marker, unless it already holds a corpus of these settings. The
-    folders live in the run directory, which fmsnb owns: a folder of other settings, or one an
-    earlier version left half-written, is replaced, as are temporary folders of killed runs."""
+    folder is fmsnb's (the run directory's corpora, the rehearsal data root of `rehearsal`): a
+    folder of other settings, or one an earlier version left half-written, is replaced, as are
+    temporary folders of killed runs."""
     if _is_complete(folder, settings):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +77,7 @@ def humanml3d_root(cfg: Profile, progress: bool = True) -> Path:
     if cfg.uses_real_data:
         return _real(cfg, "HumanML3D", HUMANML3D_FILES)
     settings = {"clips_per_action": cfg.standin.clips_per_action, "seed": cfg.standin.seed}
-    return _made(cfg.run_dir / "data" / "humanml3d_standin", settings,
+    return made(cfg.run_dir / "data" / "humanml3d_standin", settings,
                  lambda tmp: standin.generate(tmp, cfg.standin.clips_per_action, cfg.standin.seed,
                                               progress=progress))
 
@@ -87,7 +88,7 @@ def fms_raw_root(cfg: Profile, progress: bool = True) -> Path:
         return _real(cfg, "FMS", ("Skeleton data/Front", "experts_score.json"))
     s = cfg.fms_standin
     settings = {"subjects": s.subjects, "max_episodes": s.max_episodes, "seed": s.seed}
-    return _made(cfg.run_dir / "data" / "fms_raw", settings,
+    return made(cfg.run_dir / "data" / "fms_raw", settings,
                  lambda tmp: fms_standin.generate(tmp, s.subjects, s.max_episodes, s.seed,
                                                   progress=progress))
 
@@ -111,4 +112,4 @@ def fms_corpus_root(cfg: Profile, progress: bool = True) -> Path:
         summary = align.write_fms_corpus(fms_dataset(cfg, progress), tmp, mirror=cfg.fms.mirror,
                                          seed=cfg.seed, progress=progress)
         align.write_summary(tmp, replace(summary, out_dir=str(folder)))   # not the temporary name
-    return _made(folder, settings, write)
+    return made(folder, settings, write)

@@ -777,12 +777,17 @@ def make_clip(action: str, seed: int, index: int) -> tuple[np.ndarray, list[str]
     return kp.humanml22(), captions(rng, TEMPLATES[action][variant], slots)
 
 
-def _write(root: Path, name: str, joints: np.ndarray, texts: list[str]) -> int:
-    """Process and write one clip as real data would be; returns its feature frames."""
+def write_joints(root: Path, name: str, joints: np.ndarray, captions: list[Caption]) -> int:
+    """Process global joints (T, 22, 3) and write the clip as real data would be: features
+    (T-1, 263), the joints recovered from them, the captions. Returns its feature frames."""
     features = humanml3d.process_joints(joints)
-    write_clip(root, name, features, humanml3d.recover_joints(features),
-               [Caption(text, tag(text)) for text in texts])
+    write_clip(root, name, features, humanml3d.recover_joints(features), captions)
     return len(features)
+
+
+def whole_clip_captions(texts: list[str]) -> list[Caption]:
+    """Captions of the whole clip (0.0#0.0) with their word/POS tokens."""
+    return [Caption(text, tag(text)) for text in texts]
 
 
 def split_names(names_by_action: dict[str, list[str]], seed: int) -> dict[str, list[str]]:
@@ -837,11 +842,11 @@ def generate(out_dir, clips_per_action: int, seed: int = 0, mirror: bool = False
     for action, i in tqdm(jobs, desc="stand-in corpus", disable=not progress):
         joints, texts = make_clip(action, seed, i)
         name = f"{action}_{i:03d}"
-        frames += _write(root, name, joints, texts)
+        frames += write_joints(root, name, joints, whole_clip_captions(texts))
         names_by_action[action].append(name)
         if mirror:
-            mirrored = [humanml3d.mirror_caption(text) for text in texts]
-            frames += _write(root, "M" + name, humanml3d.mirror_joints(joints), mirrored)
+            mirrored = whole_clip_captions([humanml3d.mirror_caption(text) for text in texts])
+            frames += write_joints(root, "M" + name, humanml3d.mirror_joints(joints), mirrored)
     splits = split_names(names_by_action, seed)
     if mirror:
         splits = {k: sorted(v + ["M" + n for n in v]) for k, v in splits.items()}
