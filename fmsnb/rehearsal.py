@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from fmsnb import atomic, corpora, fms_standin, standin
 from fmsnb.dataset import Caption, read_mean_std, write_mean_std, write_splits
-from fmsnb.evaluator import WordVectorizer
+from fmsnb.evaluator import BIASED_DIMS, FEAT_BIAS, WordVectorizer
 from fmsnb.humanml3d import FPS, mirror_caption, mirror_joints
 from fmsnb.pos import LEXICON, tag
 from fmsnb.text import VIT_B32, clip_parts
@@ -53,10 +53,6 @@ EVALUATOR_STD = "t2m/Comp_v6_KLD01/meta/std.npy"
 GLOVE_DIR = "glove"
 CLIPS_PER_ACTION = 10          # 130 clips + 130 mirrored; the test split holds > 32 items
 SUBJECTS = 6                   # the FMS subject split needs one for val and one for test
-# The released evaluator std is HumanML3D's Std divided by 25 on the root (0:4) and foot-contact
-# (259:263) dims and equal elsewhere (../shared/data: ratios 24.9-25.3 and 0.996-0.998).
-EVAL_STD_DIVISOR = 25.0
-EVAL_STD_DIVIDED = (slice(0, 4), slice(259, 263))
 # The smallest vision tower CLIP builds: a 32 px image of one 32 px patch, one layer of width 64
 # (image_resolution, vision_layers, vision_width, vision_patch_size; heads = width // 64).
 SMALLEST_VISION = (32, 1, 64, 32)
@@ -183,8 +179,7 @@ def write_evaluator(root: Path, mean: np.ndarray, std: np.ndarray, seed: int = 0
     state |= {"epoch": 1, "iter": 1}
     atomic.write(root / EVALUATOR_FILE, lambda f: torch.save(state, f))
     std = np.asarray(std, np.float64).copy()
-    for dims in EVAL_STD_DIVIDED:
-        std[dims] /= EVAL_STD_DIVISOR
+    std[BIASED_DIMS] /= FEAT_BIAS          # as the release's (evaluator.normalisation_problems)
     for file, array in ((EVALUATOR_MEAN, np.asarray(mean, np.float64)), (EVALUATOR_STD, std)):
         atomic.write(root / file, lambda f, a=array: np.save(f, a))
 

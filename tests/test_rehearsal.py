@@ -11,7 +11,7 @@ import torch
 from fmsnb import book, corpora, dataset, fms, quantitative, rehearsal, text
 from fmsnb.captions import plain_captions
 from fmsnb.config import load_profile
-from fmsnb.evaluator import WordVectorizer
+from fmsnb.evaluator import WordVectorizer, normalisation_problems
 from fmsnb.humanml3d import FPS, mirror_caption
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,6 +142,7 @@ def test_evaluator_statistics_relate_to_the_dataset_as_the_released_ones(data_ro
     released = np.load(shared_data / "humanml3d" / "Std.npy") / \
         np.load(shared_data / "humanml3d" / "t2m_eval_std.npy")
     np.testing.assert_allclose(std / eval_std, released, rtol=0.02)
+    assert normalisation_problems(eval_mean, eval_std, mean, std) == {}    # what loading checks
 
 
 def test_glove_vocabulary_holds_every_caption_word(data_root):
