@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fmsnb-installed
 
-.PHONY: install browser-deps book test clean
+.PHONY: install browser-deps book long test clean
 
 install: $(STAMP)
 
@@ -28,6 +28,12 @@ $(STAMP): pyproject.toml
 # DRYRUN=1 only checks the profile, the data root and the notebooks and prints the plan.
 book: install
 	$(PY) -m fmsnb.book --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)") $(if $(DRYRUN),--dry-run)
+
+# The long profile (params/long.yml): every chapter executed with it (about 40 minutes here),
+# its metrics and chapter times published to book/results/long/ for the default book to show.
+# It leaves its executed pages in book/notebooks/; `make book` executes the default ones again.
+long: install
+	$(PY) -m fmsnb.book --profile long --no-build --publish
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

@@ -39,6 +39,10 @@ from fmsnb.text import CaptionCache, ClipEncoder, load_encoder, random_clip_enco
 from fmsnb.train import train_step
 
 
+# The result's layout; 2 added the one-thread training step (`cached_one_thread`).
+FORMAT = 2
+
+
 @dataclass
 class BenchConfig:
     model: MDMConfig = field(default_factory=MDMConfig)   # text_dim follows the encoder
@@ -83,26 +87,35 @@ def _stats(seconds: list[float]) -> dict:
 def bench_training(models: dict, diffusion, encoders: dict, cfg: BenchConfig, pool: list[str],
                    progress: bool) -> dict:
     """Seconds per training step (embedding included): `cached` (our model, our encoder's
-    embeddings from the cache), `reencoded` (MDM's encoder at every step, as MDM trains) and
-    `reencoded_same_encoder` (our encoder at every step). The variants alternate step by step
-    so that changes in machine load hit all of them."""
+    embeddings from the cache), `cached_one_thread` (the same with one torch thread, as each
+    of `stages.finetune_styles`'s processes trains), `reencoded` (MDM's encoder at every step,
+    as MDM trains) and `reencoded_same_encoder` (our encoder at every step). The variants
+    alternate step by step so that changes in machine load hit all of them."""
     rng = np.random.default_rng(cfg.seed)
     cache = CaptionCache(encoders["ours"])
     cache.precompute(pool)
-    variants = {"cached": ("ours", cache.get), "reencoded": ("mdm", encoders["mdm"].encode),
-                "reencoded_same_encoder": ("ours", encoders["ours"].encode)}
+    threads = torch.get_num_threads()
+    # name -> (model, embedding, torch threads)
+    variants = {"cached": ("ours", cache.get, threads), "cached_one_thread": ("ours", cache.get, 1),
+                "reencoded": ("mdm", encoders["mdm"].encode, threads),
+                "reencoded_same_encoder": ("ours", encoders["ours"].encode, threads)}
     optimizers = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in models.items()}
     for m in models.values():
         m.train()
     times = {k: [] for k in variants}
-    for i in tqdm(range(cfg.train_steps + 1), desc="bench training", disable=not progress):
-        for name, (which, embed) in variants.items():
-            motion, mask, captions = _batch(cfg.batch_size, cfg.train_frames, rng, pool,
-                                            cfg.model.n_feats)
-            t0 = time.perf_counter()
-            train_step(models[which], diffusion, optimizers[which], motion, mask, embed(captions))
-            if i > 0:                              # step 0 warms up every variant
-                times[name].append(time.perf_counter() - t0)
+    try:
+        for i in tqdm(range(cfg.train_steps + 1), desc="bench training", disable=not progress):
+            for name, (which, embed, n_threads) in variants.items():
+                torch.set_num_threads(n_threads)
+                motion, mask, captions = _batch(cfg.batch_size, cfg.train_frames, rng, pool,
+                                                cfg.model.n_feats)
+                t0 = time.perf_counter()
+                train_step(models[which], diffusion, optimizers[which], motion, mask,
+                           embed(captions))
+                if i > 0:                              # step 0 warms up every variant
+                    times[name].append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
     per_step = {k: _stats(v) for k, v in times.items()}
     return {"batch_size": cfg.batch_size, "frames": cfg.train_frames,
             "steps_timed": cfg.train_steps, "warmup_steps": 1, "seconds_per_step": per_step,
@@ -208,6 +221,7 @@ def run_bench(cfg: BenchConfig, out_path, encoder=None, mdm_encoder=None,
     steps, mdm, ours = (training["seconds_per_step"], sampling["mdm"]["seconds_per_motion"],
                         sampling["ours"]["seconds_per_motion"])
     result = {
+        "format": FORMAT,
         "training_speedup": steps["reencoded"]["min"] / steps["cached"]["min"],
         "sampling_speedup": mdm["min"] / ours["min"],
         "training_speedup_median": steps["reencoded"]["median"] / steps["cached"]["median"],
@@ -236,13 +250,15 @@ def run_bench(cfg: BenchConfig, out_path, encoder=None, mdm_encoder=None,
 def load_or_run(cfg: BenchConfig, path, encoder=None, progress: bool = True) -> dict:
     """The benchmark JSON at `path` when it was measured with these settings, else a new run.
 
-    The model's text_dim is set by the encoder at run time, so it is left out of the match.
+    The model's text_dim is set by the encoder at run time, so it is left out of the match; a
+    result of another FORMAT (measured by an older version, without today's keys) is measured
+    again.
     """
     path = Path(path)
     if path.is_file():
         saved = json.loads(path.read_text())
         wanted = asdict(cfg)
         wanted["model"]["text_dim"] = saved["config"]["model"]["text_dim"]
-        if saved["config"] == wanted:
+        if saved.get("format") == FORMAT and saved["config"] == wanted:
             return saved
     return run_bench(cfg, path, encoder=encoder, progress=progress)

@@ -301,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder holding HumanML3D/ and FMS/ (the full profile's real data)")
     parser.add_argument("--only", default=None, help="execute only this chapter (name or path)")
     parser.add_argument("--no-build", action="store_true", help="execute, but skip the HTML build")
+    parser.add_argument("--publish", action="store_true",
+                        help="after executing every chapter, copy the run's metrics and chapter "
+                             "times into book/results/<profile>/ for the default book to show")
     parser.add_argument("--dry-run", action="store_true",
                         help="check the profile, data root and notebooks, print the plan, run "
                              "nothing (exit 2 listing what is missing)")
@@ -332,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - tick
         print(f"      -> {chapter.executed.relative_to(root)} in {seconds:.1f} s", flush=True)
     print(f"executed {len(todo)} notebook(s) in {time.perf_counter() - started:.1f} s", flush=True)
+    if args.publish:
+        from fmsnb import performance, report     # torch and the models: only when publishing
+        cfg = load_profile(args.profile, data_root, root=root)
+        times = performance.chapter_times(root / EXECUTED_DIR, [c.name for c in chapters])
+        folder = report.publish(cfg, {t.name: t.seconds for t in times if t.profile == cfg.name})
+        print(f"published the run's metrics and chapter times to {folder}", flush=True)
 
     if args.no_build:
         return 0

@@ -116,6 +116,9 @@ class Profile:
     pretrain: TrainConfig = field(default_factory=TrainConfig)
     finetune: TrainConfig = field(default_factory=TrainConfig)
     styles: list = field(default_factory=lambda: ["numerical", "textual", "token"])
+    # Styles fine-tuned at once, each in its own process with one torch thread
+    # (`stages.finetune_styles`); 1: one after another in this process, with its threads.
+    style_processes: int = 1
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
@@ -126,6 +129,10 @@ class Profile:
     root: Path = field(default=Path("."), repr=False)
     # A sweep variant's own folder (`sweep.variant`); None: the profile's run folder.
     run_path: Path | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        if self.style_processes < 1:
+            raise ValueError(f"style_processes must be >= 1, got {self.style_processes}")
 
     @property
     def run_dir(self) -> Path:

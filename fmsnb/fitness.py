@@ -450,6 +450,27 @@ def aims_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def aims_beside(runs: dict[str, list[dict]]) -> str:
+    """The `aims` rows of several runs (label -> rows, e.g. this build's and a published
+    `long` run's) side by side: one line per aim and dataset, each run's accuracy, a missed
+    aim in bold, "-" where a run lacks the dataset."""
+    keys = list(dict.fromkeys((r["aim"], r["dataset"], r["target"])
+                              for rows in runs.values() for r in rows))
+    found = {label: {(r["aim"], r["dataset"], r["target"]): r for r in rows}
+             for label, rows in runs.items()}
+
+    def cell(row: dict | None) -> str:
+        if row is None:
+            return "-"
+        return f"{row['accuracy']:.3f}" if row["reached"] else f"**{row['accuracy']:.3f}**"
+    lines = ["| Aim | Dataset | Target | " + " | ".join(runs) + " |",
+             "|---|---|---|" + "---|" * len(runs)]
+    lines += [f"| {aim} | {name} | {target} | "
+              + " | ".join(cell(found[label].get((aim, name, target))) for label in runs) + " |"
+              for aim, name, target in keys]
+    return "\n".join(lines)
+
+
 def aim_for(measure: str, name: str) -> Aim | None:
     """The first aim of AIMS set for dataset `name` under `measure`, None if there is none."""
     return next((a for a in AIMS if a.measure == measure and a.concerns(name)), None)

@@ -311,3 +311,36 @@ def sampler_finding(result: dict) -> str:
     text.append(f"(Base model, {result['replications']} draws of {result['samples']} test "
                 "captions; ± is a 95% interval over the draws.)")
     return " ".join(text)
+
+
+def headline(metrics: dict[str, dict]) -> dict[str, str]:
+    """A run's headline numbers, measure -> formatted value, from its metrics files (name ->
+    dict: t2m, classification, finetuning): the base model's Table 1 R@3 and FID, the LSTM on
+    the held-out real subjects, and per fine-tuned style the requested movement named, the grade
+    named by the real-trained LSTM, and the token model's deep-squat depth per grade."""
+    out = {}
+    base = metrics["t2m"]["rows"].get("Base MDM")
+    if base:
+        out["base model, Table 1 R@3"] = f"{base['R@3'][0]:.3f}"
+        out["base model, Table 1 FID"] = f"{base['FID'][0]:.2f}"
+    fitness = metrics["classification"]
+    out["LSTM, held-out real subjects' grade"] = f"{fitness['within']['real']['accuracy']:.3f}"
+    tuned = [n for n in fitness["real_trained"] if n not in ("real", "base")]
+    for name in tuned:
+        out[f"{name}: requested movement named"] = f"{fitness['movement'][name]['accuracy']:.2f}"
+        out[f"{name}: grade named (real-trained LSTM)"] = \
+            f"{fitness['real_trained'][name]['accuracy']:.2f}"
+    for name, depth in metrics["finetuning"]["squat_lowest_pelvis_m"].items():
+        if name.startswith("token"):
+            out[f"{name}: deep squat, lowest pelvis g1/g2/g3 (m)"] = " / ".join(
+                "-" if depth[g] is None else f"{depth[g]:.2f}" for g in ("1", "2", "3"))
+    return out
+
+
+def headline_table(runs: dict[str, dict[str, str]]) -> str:
+    """`headline`s of several runs (label -> measures) as one markdown table, "-" for a measure
+    a run lacks."""
+    measures = list(dict.fromkeys(m for values in runs.values() for m in values))
+    return markdown_table([{"measure": m, **{label: values.get(m, "-")
+                                             for label, values in runs.items()}}
+                           for m in measures])

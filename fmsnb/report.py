@@ -3,7 +3,9 @@
 Each chapter writes its numbers as JSON under `runs/<profile>/metrics/` (atomically), so later
 chapters and readers can use them without re-running anything, and ends with a footer saying
 which profile, seed, data, package version, git commit and device produced the page, and how
-long it took.
+long it took. A run of a profile too long for `make book` (`long`) is published: its metrics,
+its chapters' wall times, commit and date are copied into `book/results/<profile>/`, kept in
+the repository, which the default book's chapters show beside their own numbers.
 """
 from __future__ import annotations
 
@@ -74,3 +76,49 @@ def footer(cfg: Profile, started: float) -> str:
             ("fmsnb", fmsnb.__version__), ("git commit", git_commit(cfg.root)),
             ("device", device_name()), ("wall time", f"{time.time() - started:.0f} s")]
     return ("**Reproducibility.** " + "; ".join(f"{k}: {v}" for k, v in rows) + ".")
+
+
+PUBLISHED_DIR = "book/results"
+BUILD_FILE = "build.json"
+
+
+def publish(cfg: Profile, chapter_seconds: dict[str, float]) -> Path:
+    """Copy the run's metrics (`runs/<profile>/metrics/*.json`) into
+    `book/results/<profile>/` with build.json: the chapters' wall times (`chapter_seconds`,
+    name -> s), their total, the commit, date, device and data. Returns the folder."""
+    source = cfg.run_dir / "metrics"
+    files = sorted(source.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"{source}: no metrics to publish; execute the chapters first")
+    folder = cfg.root / PUBLISHED_DIR / cfg.name
+    for path in files:
+        atomic.write_text(folder / path.name, path.read_text())
+    build = {"profile": cfg.name, "commit": git_commit(cfg.root), "device": device_name(),
+             "data": describe(cfg), "date": time.strftime("%Y-%m-%d %H:%M"),
+             "chapter_seconds": chapter_seconds, "total_seconds": sum(chapter_seconds.values()),
+             "metrics": [p.stem for p in files]}
+    atomic.write_text(folder / BUILD_FILE, json.dumps(build, indent=1))
+    return folder
+
+
+def published(root: Path, profile: str) -> dict | None:
+    """A published run of `profile` (`publish`): {"build": build.json, metrics name: dict},
+    or None when the repository holds none."""
+    folder = Path(root) / PUBLISHED_DIR / profile
+    if not (folder / BUILD_FILE).is_file():
+        return None
+    build = json.loads((folder / BUILD_FILE).read_text())
+    return {"build": build, **{name: json.loads((folder / f"{name}.json").read_text())
+                               for name in build["metrics"]}}
+
+
+def published_note(run: dict | None, profile: str) -> str:
+    """One sentence on a published run (`published`) for the pages that show it, or on its
+    absence."""
+    if run is None:
+        return (f"The repository keeps no published run of the `{profile}` profile "
+                f"(`make {profile}` makes one).")
+    b = run["build"]
+    return (f"The `{b['profile']}` column is a published run (`make {b['profile']}`, "
+            f"book/results/{b['profile']}/): commit {b['commit']}, {b['date']}, its chapters "
+            f"executed in {b['total_seconds'] / 60:.0f} minutes on {b['device']}, on {b['data']}.")

@@ -12,11 +12,15 @@ from another checkpoint, or from MDM's released model (`mdm_release`), imported 
 """
 from __future__ import annotations
 
+import multiprocessing
+import signal
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from fmsnb import corpora, mdm_release
 from fmsnb.captions import GRADES, STYLES, check_grade, check_style, condition, movement_captions
@@ -28,7 +32,8 @@ from fmsnb.diffusion import GaussianDiffusion
 from fmsnb.mdm import MDM, MDMConfig
 from fmsnb.sample import generate
 from fmsnb.text import CaptionCache, SideWords, load_encoder
-from fmsnb.train import (latest_checkpoint, load_checkpoint, load_model, read_grades, train)
+from fmsnb.train import (LOSS_FILE, latest_checkpoint, load_checkpoint, load_model, read_grades,
+                         train)
 
 BASE = "base"
 MDM_RELEASE = "mdm"      # the folder of MDM's released model, imported to fine-tune from
@@ -131,6 +136,75 @@ def finetune(cfg: Profile, style: str, progress: bool = True,
     return train(model, GaussianDiffusion(cfg.diffusion), MotionDataset(data, seed=cfg.seed),
                  cache, cfg.finetune, model_dir(cfg, style), resume=True, style=style,
                  grades=read_grades(root), init_from=base, progress=progress)
+
+
+def _finetune_worker(cfg: Profile, style: str, reply) -> None:
+    """One style's fine-tune in a spawned process; its loss log or its error goes to `reply`.
+    One torch thread: several single-threaded processes fill the cores without the stalls of
+    two multi-threaded ones. SIGTERM unwinds like Ctrl-C, so `train` says where to resume and
+    leaves no temporary file."""
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        reply.send(("log", finetune(cfg, style, progress=False)))
+    except BaseException as err:                   # KeyboardInterrupt too: the parent decides
+        reply.send(("error", err))
+
+
+def _steps_done(cfg: Profile, style: str) -> int:
+    """The last step in model `style`'s loss log (0 before its first row)."""
+    path = model_dir(cfg, style) / LOSS_FILE
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return int(lines[-1].split(",")[0]) if len(lines) > 1 else 0
+
+
+def finetune_styles(cfg: Profile, styles: list[str], progress: bool = True) -> dict[str, list]:
+    """Fine-tune (or continue) every style of `styles` (`finetune`); returns style -> loss log.
+
+    With `cfg.style_processes` > 1 that many styles train at once, each in a spawned process
+    with one torch thread (`_finetune_worker`), and one bar follows their loss logs; on a GPU
+    keep 1. The first error, a worker that dies, or an interruption stops them all, each at
+    its last checkpoint, from which the same call resumes."""
+    workers = min(cfg.style_processes, len(styles))
+    if workers <= 1:
+        return {style: finetune(cfg, style, progress) for style in styles}
+    trained_checkpoint(cfg, BASE)                      # what every worker needs, made once here
+    corpora.fms_corpus_root(cfg, progress)
+    context = multiprocessing.get_context("spawn")     # a fresh interpreter: no forked threads
+    waiting, running, logs = list(styles), {}, {}
+    total = len(styles) * cfg.finetune.steps
+    bar = tqdm(total=total, desc=f"fine-tuning {len(styles)} styles, {workers} at once",
+               disable=not progress)
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                style = waiting.pop(0)
+                ours, theirs = context.Pipe(duplex=False)
+                process = context.Process(target=_finetune_worker, args=(cfg, style, theirs),
+                                          name=f"fine-tune {style}", daemon=True)
+                process.start()
+                running[style] = (process, ours)
+            time.sleep(1.0)
+            bar.update(sum(_steps_done(cfg, s) for s in styles) - bar.n)
+            for style, (process, reply) in list(running.items()):
+                if reply.poll():
+                    kind, value = reply.recv()
+                    process.join()
+                    del running[style]
+                    if kind == "error":
+                        raise value
+                    logs[style] = value
+                elif not process.is_alive():
+                    raise RuntimeError(f"the {style} fine-tune's process died (exit code "
+                                       f"{process.exitcode}); run again to resume it from "
+                                       f"{latest_checkpoint(model_dir(cfg, style))}")
+    finally:
+        for process, _ in running.values():             # SIGTERM: each stops at a checkpoint
+            process.terminate()
+        for process, _ in running.values():
+            process.join()
+        bar.close()
+    return {style: logs[style] for style in styles}
 
 
 def fms_lengths(cfg: Profile) -> dict[str, int]:

@@ -166,10 +166,13 @@ def run(cfg: Profile, name: str, settings: list[str], stage: str, styles: list[s
         real = fitness.real_set(var, progress)
         measures, clf = probe_real(var, real, progress)
         rows.append({**common, "model": fitness.REAL, **measures})
+        logs = stages.finetune_styles(var, styles, progress)
+        processes = min(var.style_processes, len(styles))
         for style in styles:
-            log = stages.finetune(var, style, progress=progress)
+            log = logs[style]
             trained = {"steps": log[-1]["step"], "final_loss": log[-1]["loss"],
-                       "minutes": train_minutes(var, style)}
+                       "minutes": train_minutes(var, style), "processes": processes,
+                       **({"threads": 1} if processes > 1 else {})}
             # A model trained with grade dropout is probed with grade guidance too.
             for name in [style] + ([style + stages.GUIDED] if var.finetune.grade_drop else []):
                 rows.append({**common, "model": name, **trained,

@@ -35,8 +35,9 @@ def test_bench_runs_and_writes_the_json(tmp_path):
     assert abs(saved["sampling_speedup"] - mdm["seconds_per_motion"]["min"]
                / ours["seconds_per_motion"]["min"]) < 1e-9
     steps = saved["training"]["seconds_per_step"]
-    assert set(steps) == {"cached", "reencoded", "reencoded_same_encoder"}
-    assert len(steps["cached"]["all"]) == 2
+    assert set(steps) == {"cached", "cached_one_thread", "reencoded", "reencoded_same_encoder"}
+    assert len(steps["cached"]["all"]) == len(steps["cached_one_thread"]["all"]) == 2
+    assert torch.get_num_threads() == saved["torch_threads"]    # restored after the 1-thread steps
     # Our encoder: precomputed once for training, re-encoded in each of the 2 + 1 warm-up
     # steps of the same-encoder variant, and once per cached sampling call (warm-up, 3 runs).
     assert encoder.calls == 1 + 3 + 1 + 3
@@ -60,3 +61,9 @@ def test_load_or_run_reuses_a_matching_measurement_only(tmp_path, monkeypatch):
     other = BenchConfig(**{**cfg.__dict__, "repeats": 2})
     bench.load_or_run(other, path, encoder=FakeEncoder(), progress=False)
     assert runs == [1]                                      # other settings: measured again
+    older = json.loads(path.read_text())
+    del older["format"]                                     # as measured by an older version
+    path.write_text(json.dumps(older))
+    bench.load_or_run(other, path, encoder=FakeEncoder(), progress=False)
+    assert runs == [1, 1] and "cached_one_thread" in json.loads(path.read_text())["training"][
+        "seconds_per_step"]

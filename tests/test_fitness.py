@@ -179,6 +179,15 @@ def test_aims_are_checked_against_their_targets():
     assert ("movement", "base") not in reached                  # no movement aim for the base
     table = fitness.aims_table(rows)
     assert "**no**" in table and "| requested movement named, fine-tuned set | textual |" in table
+    # beside another run that lacks the token set: its misses in bold, its gaps "-"
+    other = [dict(r, accuracy=0.99, reached=True) for r in rows if r["dataset"] != "token"]
+    beside = fitness.aims_beside({"this build": rows, "long": other}).splitlines()
+    assert beside[0] == "| Aim | Dataset | Target | this build | long |"
+    assert len(beside) == 2 + len(rows)
+    line = next(x for x in beside if x.startswith("| requested movement named, fine-tuned set "
+                                                   "| textual |"))
+    assert line.endswith("| **0.500** | 0.990 |")
+    assert next(x for x in beside if "| token |" in x).endswith(" | - |")
 
 
 def test_an_aim_concerns_its_datasets():

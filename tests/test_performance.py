@@ -162,3 +162,26 @@ def test_chapter_times_name_a_file_that_is_not_a_notebook(tmp_path):
     (tmp_path / "01_a.ipynb").write_text("{not json")
     with pytest.raises(ValueError, match=r"01_a\.ipynb: not a notebook"):
         performance.chapter_times(tmp_path, ["01_a"])
+
+
+def test_headline_numbers_of_two_runs_side_by_side():
+    def run(r3, lstm, movement):
+        return {"t2m": {"rows": {"Base MDM": {"R@3": [r3, 0.01], "FID": [2.5, 0.1]}}},
+                "classification": {"within": {"real": {"accuracy": lstm}},
+                                   "real_trained": {n: {"accuracy": 0.5} for n in
+                                                    ("real", "base", "token", "token+gg")},
+                                   "movement": {n: {"accuracy": movement} for n in
+                                                ("real", "base", "token", "token+gg")}},
+                "finetuning": {"squat_lowest_pelvis_m": {
+                    "real clips": {"1": 0.8, "2": 0.6, "3": 0.5},
+                    "token": {"1": 0.81, "2": None, "3": 0.52}}}}
+    ours = performance.headline(run(0.63, 0.72, 0.6))
+    assert ours["base model, Table 1 R@3"] == "0.630"
+    assert ours["token+gg: requested movement named"] == "0.60"
+    assert ours["token: deep squat, lowest pelvis g1/g2/g3 (m)"] == "0.81 / - / 0.52"
+    assert not any(k.startswith("base:") or k.startswith("real clips") for k in ours)
+    del ours["base model, Table 1 FID"]
+    table = performance.headline_table({"default": ours, "long": performance.headline(
+        run(0.73, 0.9, 0.8))}).splitlines()
+    assert table[0] == "| measure | default | long |"
+    assert "| base model, Table 1 FID | - | 2.50 |" in table

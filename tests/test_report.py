@@ -2,6 +2,7 @@ import json
 import time
 
 import numpy as np
+import pytest
 
 from fmsnb import report
 from fmsnb.config import load_profile
@@ -24,3 +25,21 @@ def test_footer_names_profile_data_commit_and_time():
     text = report.footer(cfg, time.time() - 3)
     for part in ("`smoke`", "stand-in", "git commit", "wall time: 3 s", "device"):
         assert part in text
+
+
+def test_a_published_run_is_read_back_with_its_build(tmp_path):
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "x.yml").write_text("name: x\n")
+    cfg = load_profile("x", root=tmp_path)
+    assert report.published(tmp_path, "x") is None
+    with pytest.raises(FileNotFoundError, match="no metrics"):
+        report.publish(cfg, {})
+    report.write_metrics(cfg, "classification", {"aims": [1, 2]})
+    folder = report.publish(cfg, {"03_pretraining": 60.0, "04_finetuning": 90.5})
+    assert folder == tmp_path / "book" / "results" / "x"
+    run = report.published(tmp_path, "x")
+    assert run["classification"] == {"aims": [1, 2]}
+    assert run["build"]["total_seconds"] == 150.5 and run["build"]["profile"] == "x"
+    assert {"commit", "date", "device", "data"} <= set(run["build"])
+    assert "in 3 minutes" in report.published_note(run, "x")
+    assert "no published run" in report.published_note(None, "x")

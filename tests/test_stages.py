@@ -1,3 +1,6 @@
+import shutil
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -59,3 +62,32 @@ def test_new_models_do_not_depend_on_random_numbers_drawn_before(cfg):
     second = stages.new_model(cfg, 16, "token")
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
                                                  second.state_dict().values()))
+
+
+def test_styles_fine_tuned_side_by_side_equal_one_after_another(tiny_repo, tmp_path, monkeypatch):
+    """`style_processes` 2: each style in its own one-thread process gives the loss log and the
+    weights of the same fine-tune run here with one thread; a failing style stops the call."""
+    cfg = load_profile("tiny", root=tiny_repo)
+    stages.pretrain(cfg, progress=False)
+    side = replace(cfg, style_processes=2)
+    side.run_path = tmp_path / "side"
+    shutil.copytree(stages.model_dir(cfg, stages.BASE), stages.model_dir(side, stages.BASE))
+    shutil.copytree(cfg.run_dir / "data", side.run_dir / "data", symlinks=True)
+    logs = stages.finetune_styles(side, cfg.styles, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = {style: stages.finetune(cfg, style, progress=False) for style in cfg.styles}
+    finally:
+        torch.set_num_threads(threads)
+    for style in cfg.styles:
+        assert [r["loss"] for r in logs[style]] == pytest.approx(
+            [r["loss"] for r in alone[style]], rel=1e-6)
+        ours, theirs = (torch.load(stages.trained_checkpoint(c, style), weights_only=False)
+                        for c in (side, cfg))
+        assert all(torch.allclose(ours["model"][k], theirs["model"][k], atol=1e-6)
+                   for k in theirs["model"])
+    again = stages.finetune_styles(side, cfg.styles, progress=False)      # done: read back
+    assert [r["step"] for r in again["token"]] == [r["step"] for r in logs["token"]]
+    with pytest.raises(ValueError, match="base model"):
+        stages.finetune_styles(side, ["textual", "none"], progress=False)
