@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 book: install
 	$(PY) -m fmsnb.book --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)") $(if $(DRYRUN),--dry-run)
 
-# The long profile (params/long.yml): every chapter executed with it (about 40 minutes here),
+# The long profile (params/long.yml): every chapter executed with it (36 minutes here),
 # its metrics and chapter times published to book/results/long/ for the default book to show.
 # It leaves its executed pages in book/notebooks/; `make book` executes the default ones again.
 long: install
