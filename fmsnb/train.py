@@ -620,9 +620,7 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
     # the checkpoints read. Compiled first, then wrapped, as PyTorch advises for DDP.
     net = torch.compile(model) if cfg.compile else model
     if group.parallel:
-        # The buffers (the text gain) never change in training: DDP aligns them once, here.
-        net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None,
-                                      broadcast_buffers=False)
+        net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
 
     def save(step: int, elapsed: float, pending: list[torch.Tensor]) -> Path:
         path = checkpoint_path(run_dir, step)
