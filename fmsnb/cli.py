@@ -1,8 +1,11 @@
 """The command line: `python -m fmsnb <command>`, the same functions the notebooks call.
 
 Commands: `data` (make or check the run's corpora), `pretrain`, `finetune`, `sample` (motions
-for a caption or an FMS movement at a grade, written as joints, features and an animation) and
-`bench` (the performance benchmark). Every command takes `--profile` and `--data-root`. Bad
+for a caption or an FMS movement at a grade, written as joints, features and an animation),
+`bench` (the performance benchmark) and `device-check` (training and sampling speed on a device
+and the profile's extrapolated wall time). Every command takes `--profile` and `--data-root`;
+those that run a model take `--device`. `pretrain` and `finetune` also run under torchrun, one
+process per GPU (`fmsnb.distributed`); only rank 0 prints and writes. Bad
 input (an unknown style or movement, a grade outside 1-3, a length the model cannot make, a
 checkpoint of another configuration, a corrupt file, an --out folder holding other files) ends
 with a message and exit code 2, and nothing is written half-way (`sample.write_folder`). Ctrl-C
@@ -19,13 +22,13 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from fmsnb import align, corpora, stages, sweep
+from fmsnb import align, corpora, devicecheck, distributed, stages, sweep
 from fmsnb.bench import run_bench
 from fmsnb.captions import GRADES, STYLES
 from fmsnb.config import load_profile
 from fmsnb.fms import MOVEMENTS, skip_counts
 from fmsnb.sample import write_folder
-from fmsnb.train import config_differences
+from fmsnb.train import check_device, config_differences, default_device
 
 
 def _checked(convert, rule: str, ok):
@@ -45,6 +48,16 @@ FINITE = _checked(float, "must be a finite number", math.isfinite)
 FRAMES = _checked(int, "must be a whole number of frames, at least 1", lambda n: n >= 1)
 COUNT = _checked(int, "must be a whole number, at least 1", lambda n: n >= 1)
 TEXT = _checked(str, "must hold some text", lambda s: bool(s.strip()))
+PARALLEL = ("pretrain", "finetune")      # the commands that run under torchrun
+
+
+def _device(text: str):
+    """An argparse type: a device this machine has (`train.check_device`), or exit 2 saying
+    why not."""
+    try:
+        return check_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,10 +74,16 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         return p
 
+    def device(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", type=_device, default=None,
+                       help="cpu, cuda or cuda:N (default: cuda if there is a GPU, else cpu); "
+                            "under torchrun, cuda means each process's own GPU")
+
     command("data", "make the run's corpora (stand-ins) or check the real ones, and report them")
     p = command("pretrain", "pretrain the base MDM on the HumanML3D-layout corpus")
     p.add_argument("--resume", action="store_true",
                    help="continue from the latest checkpoint of an earlier run")
+    device(p)
     p = command("finetune", "fine-tune the base model on the FMS corpus with one style")
     p.add_argument("--style", required=True, choices=[s for s in STYLES if s != "none"],
                    help="how the FMS grade reaches the model")
@@ -75,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
                         "imported into runs/<profile>/models/mdm/); give it again with --resume")
     p.add_argument("--resume", action="store_true",
                    help="continue from the latest checkpoint of an earlier run")
+    device(p)
     p = command("sample", "generate motions for a caption, or an FMS movement at a grade")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--caption", type=TEXT, help="free text, used as given")
@@ -100,7 +120,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: runs/<profile>/samples/<name>)")
     p.add_argument("--no-animation", action="store_true", help="write only the .npy files")
-    command("bench", "measure training and sampling speed: ours against MDM's way")
+    device(p)
+    command("bench", "measure training and sampling speed: ours against MDM's way (on the CPU)")
+    p = command("device-check", "time the profile's training step and both samplers on a "
+                                "device and extrapolate the profile's wall time")
+    device(p)
+    p.add_argument("--steps", type=COUNT, default=10,
+                   help="timed steps per measurement, after one warm-up step (default: "
+                        "%(default)s)")
+    p.add_argument("--batch", type=COUNT, action="append", default=[],
+                   help="a further training batch size to time (repeatable), e.g. the "
+                        "per-process share B/N of N processes under torchrun")
+    p.add_argument("--out", type=Path, default=None,
+                   help="the JSON file (default: runs/<profile>/device_check.json)")
     p = command("sweep", "train a variant of the profile and probe its quality "
                          "(rows appended to runs/<profile>/sweep.json)")
     p.add_argument("--variant", required=True, help="the variant's name (its folder)")
@@ -136,7 +168,7 @@ def _sample(cfg, args, progress: bool) -> Path:
     for key in ("guidance", "sampler", "steps"):
         if getattr(args, key) is not None:
             setattr(cfg.sampling, key, getattr(args, key))
-    generator = stages.load_generator(cfg, name)
+    generator = stages.load_generator(cfg, name, device=args.device)
     expected = asdict(stages.model_config(cfg, generator.model.cfg.text_dim, generator.style))
     differs = config_differences(expected, asdict(generator.model.cfg))
     if differs:
@@ -184,18 +216,27 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         cfg = load_profile(args.profile, args.data_root)
+        if distributed.launched() and args.command not in PARALLEL:
+            raise ValueError(f"only {' and '.join(PARALLEL)} run on several processes; run "
+                             f"{args.command!r} without torchrun")
+        if args.command in PARALLEL:
+            args.device = distributed.start(args.device or default_device())
+        rank0 = distributed.current().main      # the one process that prints
         if args.command == "data":
             _data(cfg, progress)
         elif args.command == "pretrain":
             _check_fresh(cfg, stages.BASE, args.resume)
-            log = stages.pretrain(cfg, progress=progress)
-            print(f"base model: step {log[-1]['step']}, loss {log[-1]['loss']:.4f} -> "
-                  f"{stages.model_dir(cfg, stages.BASE)}")
+            log = stages.pretrain(cfg, progress=progress, device=args.device)
+            if rank0:
+                print(f"base model: step {log[-1]['step']}, loss {log[-1]['loss']:.4f} -> "
+                      f"{stages.model_dir(cfg, stages.BASE)}")
         elif args.command == "finetune":
             _check_fresh(cfg, args.style, args.resume)
-            log = stages.finetune(cfg, args.style, progress=progress, init_from=args.init_from)
-            print(f"{args.style} model: step {log[-1]['step']}, loss {log[-1]['loss']:.4f} -> "
-                  f"{stages.model_dir(cfg, args.style)}")
+            log = stages.finetune(cfg, args.style, progress=progress, init_from=args.init_from,
+                                  device=args.device)
+            if rank0:
+                print(f"{args.style} model: step {log[-1]['step']}, loss {log[-1]['loss']:.4f} "
+                      f"-> {stages.model_dir(cfg, args.style)}")
         elif args.command == "sample":
             _sample(cfg, args, progress)
         elif args.command == "sweep":
@@ -206,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
             result = run_bench(cfg.bench, cfg.run_dir / "bench.json", progress=progress)
             print(f"sampling speedup {result['sampling_speedup']:.1f}x, training speedup "
                   f"{result['training_speedup']:.2f}x -> {cfg.run_dir / 'bench.json'}")
+        elif args.command == "device-check":
+            out = args.out or cfg.run_dir / "device_check.json"
+            result = devicecheck.run_check(cfg, args.device or default_device(), args.steps,
+                                           out, args.batch, progress)
+            print("\n".join(devicecheck.report(result)) + f"\n-> {out}")
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -214,4 +260,5 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        distributed.stop()
     return 0

@@ -99,15 +99,17 @@ class GaussianDiffusion:
 
     def loss(self, model, x0: torch.Tensor, mask: torch.Tensor, text: torch.Tensor,
              grade: torch.Tensor | None = None, t: torch.Tensor | None = None,
-             noise: torch.Tensor | None = None) -> torch.Tensor:
+             noise: torch.Tensor | None = None, drop: torch.Tensor | None = None
+             ) -> torch.Tensor:
         """Masked L2 on x0: per sample the mean over valid frames and features, then the batch mean.
 
-        x0 (B, T, F), mask (B, T) True = valid; t (B,) defaults to uniform draws from 0..T-1.
-        The model applies its own condition dropout (it is in train mode when training).
+        x0 (B, T, F), mask (B, T) True = valid; t (B,) defaults to uniform draws from 0..T-1,
+        noise (B, T, F) to standard normal draws. drop (B,) bool is the condition dropout; by
+        default the model draws its own (it is in train mode when training).
         """
         B = x0.shape[0]
         t = torch.randint(0, self.T, (B,), device=x0.device) if t is None else t
-        pred = model(self.q_sample(x0, t, noise), t, text, mask, grade)
+        pred = model(self.q_sample(x0, t, noise), t, text, mask, grade, drop=drop)
         m = mask[..., None].to(x0.dtype)
         per_sample = ((pred - x0) ** 2 * m).sum((1, 2)) / (m.sum((1, 2)) * x0.shape[-1])
         return per_sample.mean()

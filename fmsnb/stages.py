@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fmsnb import corpora, mdm_release
+from fmsnb import corpora, distributed, mdm_release
 from fmsnb.captions import GRADES, STYLES, check_grade, check_style, condition, movement_captions
 from fmsnb.align import read_fms_meta
 from fmsnb.config import Profile
@@ -90,13 +90,20 @@ def trained_checkpoint(cfg: Profile, name: str) -> Path:
     return path
 
 
-def pretrain(cfg: Profile, progress: bool = True) -> list[dict]:
-    """Train (or continue) the base model on the HumanML3D-layout train split; the loss log."""
-    data = read_split(corpora.humanml3d_root(cfg, progress), "train", progress=progress)
+def pretrain(cfg: Profile, progress: bool = True, device=None) -> list[dict]:
+    """Train (or continue) the base model on the HumanML3D-layout train split; the loss log.
+    device: where to train (default: a GPU if there is one). Under torchrun every process calls
+    it; rank 0 makes the corpus first, if it is a stand-in still to make."""
+    group = distributed.current()
+    progress = progress and group.main
+    with distributed.main_first(group):
+        root = corpora.humanml3d_root(cfg, progress)
+    data = read_split(root, "train", progress=progress)
     cache = text_cache(cfg)
     model = new_model(cfg, cache.encoder.dim)
     return train(model, GaussianDiffusion(cfg.diffusion), MotionDataset(data, seed=cfg.seed),
-                 cache, cfg.pretrain, model_dir(cfg, BASE), resume=True, progress=progress)
+                 cache, cfg.pretrain, model_dir(cfg, BASE), resume=True, device=device,
+                 progress=progress)
 
 
 def imported_release(cfg: Profile, path, encoder, progress: bool = True) -> Path:
@@ -109,33 +116,39 @@ def imported_release(cfg: Profile, path, encoder, progress: bool = True) -> Path
 
 
 def finetune(cfg: Profile, style: str, progress: bool = True,
-             init_from: str | None = None) -> list[dict]:
+             init_from: str | None = None, device=None) -> list[dict]:
     """Fine-tune (or continue fine-tuning) a base model on the FMS corpus with one style.
 
     The base is the run's pretrained model, or `init_from`: an fmsnb checkpoint's path, or
     "mdm:PATH" for MDM's released model (`imported_release`). The FMS clips are normalised
     with the base model's own mean/std: the model reads features in the representation it was
-    pretrained on, whatever corpus they come from.
+    pretrained on, whatever corpus they come from. device: as for `pretrain`; under torchrun
+    rank 0 imports the release and makes the corpora, the others then read them.
     """
     if style == "none":
         raise ValueError("style 'none' is the base model's; fine-tune with one of "
                          f"{[s for s in STYLES if s != 'none']}")
     # A missing base model is reported before the text encoder loads.
     base = trained_checkpoint(cfg, BASE) if init_from is None else None
+    group = distributed.current()
+    progress = progress and group.main
     cache = text_cache(cfg)
     if init_from is not None and init_from.startswith(mdm_release.PREFIX):
-        base = imported_release(cfg, init_from[len(mdm_release.PREFIX):], cache.encoder,
-                                progress)
+        if group.main:
+            base = imported_release(cfg, init_from[len(mdm_release.PREFIX):], cache.encoder,
+                                    progress)
+        base = distributed.from_main(base, group)
     elif init_from is not None:
         base = Path(init_from).expanduser()
     ckpt = load_checkpoint(base)
-    root = corpora.fms_corpus_root(cfg, progress)
+    with distributed.main_first(group):
+        root = corpora.fms_corpus_root(cfg, progress)
     data = read_split(root, "train", mean=ckpt["mean"].numpy(), std=ckpt["std"].numpy(),
                       progress=progress)
     model = new_model(cfg, cache.encoder.dim, style)
     return train(model, GaussianDiffusion(cfg.diffusion), MotionDataset(data, seed=cfg.seed),
                  cache, cfg.finetune, model_dir(cfg, style), resume=True, style=style,
-                 grades=read_grades(root), init_from=base, progress=progress)
+                 grades=read_grades(root), init_from=base, device=device, progress=progress)
 
 
 def _finetune_worker(cfg: Profile, style: str, reply) -> None:

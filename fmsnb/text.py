@@ -306,6 +306,18 @@ class SideWords:
         return torch.cat([self.encoder.encode(captions, batch_size, progress), sides], dim=1)
 
 
+# The embedding widths of the encoders, for what needs a model's size before any weights load.
+DIMS = {"minilm": 384, "clip": VIT_B32[0]}
+
+
+def encoder_dim(name: str, side_words: bool = False) -> int:
+    """The width of encoder `name`'s embeddings (wrapped in `SideWords` when side_words),
+    without loading it."""
+    if name not in DIMS:
+        raise ValueError(f"unknown text encoder {name!r}; known: {', '.join(ENCODERS)}")
+    return DIMS[name] + (SIDE_SLOTS * len(SIDE_WORDS) if side_words else 0)
+
+
 def load_encoder(name: str, weights: str | os.PathLike | None = None, device: str | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE) -> TextEncoder:
     """A frozen text encoder by name: "minilm" (offline default) or "clip" (MDM's, 512-d).
@@ -348,8 +360,7 @@ class CaptionCache:
         self.progress = progress
         self.vectors: dict[str, torch.Tensor] = {}
         self.stats = CacheStats()
-        if self.path is not None and self.path.exists():
-            self._read()
+        self.reload()
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -386,6 +397,11 @@ class CaptionCache:
         if self.path is not None:
             self._write()
         return len(unique)
+
+    def reload(self) -> None:
+        """Take in the entries another process has written to the disk file since."""
+        if self.path is not None and self.path.exists():
+            self._read()
 
     def _read(self) -> None:
         try:

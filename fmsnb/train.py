@@ -9,28 +9,32 @@ carry every RNG state, so a run resumed from a checkpoint ends with exactly the 
 uninterrupted one. Checkpoints are written atomically and hold the run's whole configuration;
 loading one that does not fit the model is an error naming the differing fields. Fine-tuning
 (`init_from`) starts from a pretrained checkpoint's weights with a fresh optimiser, and
-conditions the captions on the FMS grade by one of the styles of `captions.STYLES`.
+conditions the captions on the FMS grade by one of the styles of `captions.STYLES`. Under
+torchrun the same loop runs on several processes (`distributed`): each trains on its slice of
+every step's batch, drawing each sample's noise as one process would, so that the loss log is
+one process's, to rounding. bf16 autocast and torch.compile are switches for GPUs.
 """
 from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
-import os
 import random
 import re
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from fmsnb import atomic
+from fmsnb import atomic, distributed
 from fmsnb.align import read_fms_meta
 from fmsnb.captions import check_grade, check_style, condition
 from fmsnb.dataset import MotionDataset
@@ -57,6 +61,8 @@ class TrainConfig:
     text_gain_cap: float = 1.0           # > 1: amplify caption differences (`mdm.text_gain`)
     balance_grades: bool = False         # fine-tuning: every grade equally often (`grade_pool`)
     grade_drop: float = 0.0              # fine-tuning: share of items shown without their grade
+    bf16: bool = False                   # forward pass under bfloat16 autocast (for GPUs)
+    compile: bool = False                # the model's forward through torch.compile (for GPUs)
 
     def __post_init__(self):
         problems = [f"{k} must be >= {low}, got {getattr(self, k)}" for k, low in
@@ -106,6 +112,24 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def check_device(name: str) -> torch.device:
+    """The device called `name` (cpu, cuda or cuda:N) if this machine has it; a ValueError
+    saying why not otherwise."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device {name!r}: not a device name (cpu, cuda or cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {name!r}: only cpu and cuda are supported")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: this machine has no CUDA GPU that PyTorch can use "
+                         "(torch.cuda.is_available() is False); use cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+
 # ---------------------------------------------------------------- data order
 
 @lru_cache(maxsize=4)
@@ -128,12 +152,15 @@ def batch_indices(seed: int, step: int, batch_size: int, n: int) -> np.ndarray:
 
 class StepBatches(Sampler):
     """Batches of keys (step, slot, index) for steps start..stop-1 (see `batch_indices`), the
-    indices drawn from 0..n-1, or from `pool` (indices, repeats allowed) when given."""
+    indices drawn from 0..n-1, or from `pool` (indices, repeats allowed) when given. `share`
+    keeps one rank's slice of each batch (`distributed.share`); slot stays the position in the
+    whole batch, so an item is the same whichever rank reads it."""
 
     def __init__(self, seed: int, start: int, stop: int, batch_size: int, n: int,
-                 pool: np.ndarray | None = None):
+                 pool: np.ndarray | None = None, share: slice = slice(None)):
         self.seed, self.start, self.stop, self.batch_size = seed, start, stop, batch_size
         self.pool = np.arange(n) if pool is None else np.asarray(pool)
+        self.share = share
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -141,7 +168,7 @@ class StepBatches(Sampler):
     def __iter__(self):
         for step in range(self.start, self.stop):
             idx = self.pool[batch_indices(self.seed, step, self.batch_size, len(self.pool))]
-            yield [(step, slot, int(i)) for slot, i in enumerate(idx)]
+            yield [(step, slot, int(i)) for slot, i in enumerate(idx)][self.share]
 
 
 def grade_pool(grades: list[int], seed: int) -> np.ndarray:
@@ -345,21 +372,28 @@ def load_model(path, device=None, ema: bool = True) -> tuple[MDM, GaussianDiffus
     return model, GaussianDiffusion(DiffusionConfig(**ckpt["config"]["diffusion"])), ckpt
 
 
-def _rng_state() -> dict:
+def _rng_state(group: distributed.Group) -> dict:
     """The global RNG states (the data order needs none: it is a function of seed and step).
-    numpy's key array travels as a tensor so that the checkpoint loads with weights_only."""
+    numpy's key array travels as a tensor so that the checkpoint loads with weights_only. The
+    ranks of a data-parallel run keep alike streams (`batch_draws`); their CUDA entry is the
+    state of the process's own GPU, the only one it draws from."""
     np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    cuda = []
+    if torch.cuda.is_available():
+        cuda = [torch.cuda.get_rng_state()] if group.parallel else torch.cuda.get_rng_state_all()
+    return {"torch": torch.get_rng_state(), "cuda": cuda,
             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
                       *map(float, np_state[2:])],
             "python": random.getstate()}
 
 
-def _set_rng_state(state: dict) -> None:
+def _set_rng_state(state: dict, group: distributed.Group) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        if group.parallel:
+            torch.cuda.set_rng_state(state["cuda"][0])
+        else:
+            torch.cuda.set_rng_state_all(state["cuda"])
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
     random.setstate(state["python"])
@@ -367,11 +401,46 @@ def _set_rng_state(state: dict) -> None:
 
 # ---------------------------------------------------------------- the loop
 
+def batch_draws(diffusion: GaussianDiffusion, model_cfg: MDMConfig, batch: int, frames: int,
+                device) -> dict:
+    """The random numbers of one training step on a batch of `batch` motions of `frames`
+    frames: diffusion steps t (batch,), noise (batch, frames, n_feats) and condition dropout
+    drop (batch,) bool, drawn from the global RNG in the order in which `GaussianDiffusion.loss`
+    and `MDM.forward` draw them. A rank of a data-parallel run draws them for the whole batch
+    and keeps its slice: each sample gets the numbers one process would give it, whatever the
+    split, and every rank's stream stays alike."""
+    t = torch.randint(0, diffusion.T, (batch,), device=device)
+    noise = torch.randn(batch, frames, model_cfg.n_feats, device=device)
+    drop = torch.rand(batch, device=device) < model_cfg.cond_drop_prob
+    return {"t": t, "noise": noise, "drop": drop}
+
+
+@contextmanager
+def _own_dropout(group: distributed.Group, seed: int, step: int, device: torch.device):
+    """In a data-parallel run, this rank's dropout masks come from a stream seeded by (seed,
+    step, rank), and the shared stream is left as it was: ranks drawing them from alike streams
+    would drop the same units of their different samples. In one process, nothing changes."""
+    if not group.parallel:
+        yield
+        return
+    gpus = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
+        own = int(np.random.default_rng([seed, 4, step, group.rank]).integers(2 ** 63))
+        torch.default_generator.manual_seed(own)
+        if gpus:
+            torch.cuda.manual_seed(own)
+        yield
+
+
 def train_step(model, diffusion, optimizer, motion, mask, text, grade=None,
-               grad_clip: float | None = None) -> torch.Tensor:
+               grad_clip: float | None = None, draws: dict | None = None,
+               bf16: bool = False) -> torch.Tensor:
     """One optimiser step on a batch: motion (B, T, 263), mask (B, T), text (B, text_dim),
-    grade (B,) or None. Returns the detached loss."""
-    loss = diffusion.loss(model, motion, mask, text, grade)
+    grade (B,) or None. draws: the batch's {t, noise, drop} (`batch_draws`); by default the
+    loss draws them. bf16: the forward pass and the loss under bfloat16 autocast, the backward
+    pass and the update in float32. Returns the detached loss."""
+    with torch.autocast(motion.device.type, torch.bfloat16) if bf16 else nullcontext():
+        loss = diffusion.loss(model, motion, mask, text, grade, **(draws or {}))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip is not None:
@@ -399,10 +468,27 @@ def _read_log(path: Path, up_to: int | None = None) -> list[dict]:
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, LOSS_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic.write_text(path, text.getvalue())
+
+
+@contextmanager
+def _loss_log(path: Path, write: bool):
+    """A function that appends a row to the loss log and flushes it; one that does nothing
+    when `write` is False (the ranks other than 0)."""
+    if not write:
+        yield lambda row: None
+        return
+    with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, LOSS_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+
+        def append(row: dict) -> None:
+            writer.writerow(row)
+            f.flush()
+        yield append
 
 
 def _run_config(model, diffusion, cfg: TrainConfig, encoder, style: str, init_from) -> dict:
@@ -445,16 +531,26 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
     style, whose new grade embedding keeps its initialisation. With resume=True a run_dir that
     has checkpoints resumes and init_from is not read again, so an interrupted fine-tuning
     continues with the same call.
+
+    In a process group (`distributed.start`, under torchrun) every rank calls `train` alike
+    with the same run_dir and trains on its slice of each step's batch (the number of processes
+    must divide cfg.batch_size); the loss logged is the whole batch's, only rank 0 writes files,
+    and any checkpoint resumes with any such number of processes, or with one.
     """
     run_dir = Path(run_dir)
     conditioning = check_style(style)
     device = torch.device(device) if device is not None else default_device()
+    group = distributed.current()
+    share = distributed.share(cfg.batch_size, group)
     if conditioning.grade_token and model.cfg.n_grades != 3:
         raise ValueError(f"style 'token' needs a model built with n_grades=3, got "
                          f"{model.cfg.n_grades}")
     if cache.encoder.dim != model.cfg.text_dim:
         raise ValueError(f"text encoder {cache.encoder.key} gives {cache.encoder.dim}-d "
                          f"embeddings but the model expects text_dim={model.cfg.text_dim}")
+    if cfg.bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"bf16: the GPU {torch.cuda.get_device_name(device)} does not compute "
+                         "in bfloat16; set bf16: false")
     latest = latest_checkpoint(run_dir)
     if latest is not None and not resume:
         raise ValueError(f"{run_dir} already holds checkpoints (latest {latest.name}); pass "
@@ -465,7 +561,10 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
         raise ValueError(f"nothing to train on: the dataset read from {dataset.data.root} "
                          f"[{dataset.data.split}] has no items")
     captions = list(items.text_ids)
-    cache.precompute(captions)
+    with distributed.main_first(group):     # rank 0 encodes and caches; the others read it
+        if not group.main:
+            cache.reload()
+        cache.precompute(captions)
     table = cache.get(captions).to(device)          # (n_captions, text_dim), row = text_id
 
     model.to(device).train()
@@ -477,8 +576,9 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
         saved = ckpt["config"]
         check_config("model", saved["model"], run_config["model"], latest)
         check_config("diffusion", saved["diffusion"], run_config["diffusion"], latest)
-        check_config("train", saved["train"], run_config["train"], latest,
-                     RESUMABLE_CHANGES if cfg.decay == "none" else RESUMABLE_CHANGES[1:])
+        # A train-config field newer than the checkpoint had its default when it was written.
+        check_config("train", {**asdict(TrainConfig()), **saved["train"]}, run_config["train"],
+                     latest, RESUMABLE_CHANGES if cfg.decay == "none" else RESUMABLE_CHANGES[1:])
         run_keys = ("encoder", "encoder_key", "style")
         check_config("run", {k: saved[k] for k in run_keys},
                      {k: run_config[k] for k in run_keys}, latest)
@@ -515,14 +615,19 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
         if start > 0:
             ema.load_state_dict(ckpt["ema"])
     if start > 0:
-        _set_rng_state(ckpt["rng"])
+        _set_rng_state(ckpt["rng"], group)
+    # Forward passes go through `net`; `model` holds the weights that the optimiser, the EMA and
+    # the checkpoints read. Compiled first, then wrapped, as PyTorch advises for DDP.
+    net = torch.compile(model) if cfg.compile else model
+    if group.parallel:
+        net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
 
     def save(step: int, elapsed: float, pending: list[torch.Tensor]) -> Path:
         path = checkpoint_path(run_dir, step)
         atomic_save({"format": CHECKPOINT_FORMAT, "step": step, "seconds": elapsed,
                      "pending_losses": torch.stack(pending).cpu() if pending else torch.empty(0),
                      "model": model.state_dict(), "ema": ema.state_dict() if ema else None,
-                     "optimizer": optimizer.state_dict(), "rng": _rng_state(),
+                     "optimizer": optimizer.state_dict(), "rng": _rng_state(group),
                      "config": run_config,
                      "mean": torch.from_numpy(np.asarray(dataset.mean, dtype=np.float32)),
                      "std": torch.from_numpy(np.asarray(dataset.std, dtype=np.float32))}, path)
@@ -531,39 +636,49 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
     # A resumed log keeps the rows up to the checkpoint except a run-end row between two
     # log_every steps: the losses of that window are pending in the checkpoint and go into the
     # next regular row, as in an uninterrupted run. Rows written after the checkpoint go.
-    run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / LOSS_FILE
     rows, window = [], []
     if start > 0:
         rows = [r for r in _read_log(log_path, up_to=start) if r["step"] % cfg.log_every == 0
                 or r["step"] < start]
         window = list(ckpt["pending_losses"].to(device))
-    _write_log(log_path, rows)
+    distributed.barrier(group)              # every rank has read the log before it is rewritten
+    if group.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_log(log_path, rows)
 
     pool = grade_pool(items.clip_grade_list(), cfg.seed) if (
         cfg.balance_grades and items.grades is not None) else None
     loader = DataLoader(items, batch_sampler=StepBatches(cfg.seed, start, cfg.steps,
-                                                         cfg.batch_size, len(items), pool),
+                                                         cfg.batch_size, len(items), pool, share),
                         collate_fn=collate_items, num_workers=cfg.num_workers,
                         # its own generator: creating the iterator must not draw from torch's
                         generator=torch.Generator().manual_seed(cfg.seed))
     t0 = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=start, desc="training", disable=not progress)
-    with open(log_path, "a", newline="") as log_file, _say_where_to_resume(run_dir):
-        log = csv.DictWriter(log_file, LOSS_FIELDS)
+    bar = tqdm(total=cfg.steps, initial=start, desc="training",
+               disable=not progress or not group.main)
+    with _loss_log(log_path, group.main) as append_row, _say_where_to_resume(run_dir):
         for step, batch in enumerate(loader, start=start + 1):
             grade = batch["grade"].to(device) if conditioning.grade_token else None
             motion, mask = batch["motion"], batch["mask"]
             if model.cfg.mask_padding:
                 # Padding is masked out of attention and loss: frames past the batch's longest
-                # clip change nothing but cost time, so they are dropped.
-                longest = int(batch["length"].max())
+                # clip change nothing but cost time, so they are dropped (on every rank past
+                # the longest of the whole batch, as one process would).
+                longest = distributed.maximum(int(batch["length"].max()), group, device)
                 motion, mask = motion[:, :longest], mask[:, :longest]
+            draws = None
+            if group.parallel:
+                whole = batch_draws(diffusion, model.cfg, cfg.batch_size, motion.shape[1], device)
+                draws = {k: v[share] for k, v in whole.items()}
             lr = lr_at(cfg, step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss = train_step(model, diffusion, optimizer, motion.to(device), mask.to(device),
-                              table[batch["text_id"].to(device)], grade, cfg.grad_clip)
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = lr
+            with _own_dropout(group, cfg.seed, step, device):
+                loss = train_step(net, diffusion, optimizer, motion.to(device), mask.to(device),
+                                  table[batch["text_id"].to(device)], grade, cfg.grad_clip,
+                                  draws, cfg.bf16)
+            loss = distributed.mean(loss, group)      # the whole batch's, alike on every rank
             if ema is not None:
                 update_ema(ema, model, cfg.ema_decay)
             window.append(loss)
@@ -571,24 +686,25 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
             if step % cfg.log_every == 0 or step == cfg.steps:
                 row = {"step": step, "loss": torch.stack(window).mean().item(), "lr": lr,
                        "seconds": round(elapsed, 3)}
-                log.writerow(row)
-                log_file.flush()
+                append_row(row)
                 rows.append(row)
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
                 if step % cfg.log_every == 0:
                     window = []
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            if group.main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
                 save(step, elapsed, window)
             bar.update(1)
     bar.close()
 
-    final = latest_checkpoint(run_dir)
-    summary = {"steps": cfg.steps, "resumed_from": start, "final_loss": rows[-1]["loss"] if rows
-               else None, "seconds": rows[-1]["seconds"] if rows else seconds_before,
-               "checkpoint": final.name if final else None,
-               "device": str(device), "parameters": model.param_count(),
-               "n_items": len(items), "n_captions": len(captions), "config": run_config}
-    tmp = run_dir / (SUMMARY_FILE + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, run_dir / SUMMARY_FILE)
+    if group.main:
+        final = latest_checkpoint(run_dir)
+        summary = {"steps": cfg.steps, "resumed_from": start,
+                   "final_loss": rows[-1]["loss"] if rows else None,
+                   "seconds": rows[-1]["seconds"] if rows else seconds_before,
+                   "checkpoint": final.name if final else None,
+                   "device": str(device), "processes": group.size,
+                   "parameters": model.param_count(), "n_items": len(items),
+                   "n_captions": len(captions), "config": run_config}
+        atomic.write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
+    distributed.barrier(group)              # every rank returns once the run's files are whole
     return rows

@@ -14,7 +14,7 @@ def run(tiny_repo, monkeypatch):
 
 
 def test_help_of_every_command_exits_cleanly(capsys):
-    for command in ("data", "pretrain", "finetune", "sample", "bench"):
+    for command in ("data", "pretrain", "finetune", "sample", "bench", "device-check"):
         with pytest.raises(SystemExit) as stop:
             main([command, "--help"])
         assert stop.value.code == 0

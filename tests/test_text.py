@@ -58,7 +58,8 @@ class HashEncoder:
 
 def test_minilm_shape_dtype_determinism(minilm):
     emb = minilm.encode([WALK, WALK_AHEAD, WAVE])
-    assert minilm.name == "minilm" and minilm.dim == 384
+    assert minilm.name == "minilm" and minilm.dim == 384 == text.encoder_dim("minilm")
+    assert text.encoder_dim("minilm", side_words=True) == text.SideWords(minilm).dim
     assert emb.shape == (3, 384) and emb.dtype == torch.float32 and emb.device.type == "cpu"
     assert torch.allclose(emb.norm(dim=1), torch.ones(3), atol=1e-5)
     assert torch.equal(emb, minilm.encode([WALK, WALK_AHEAD, WAVE]))
@@ -192,6 +193,7 @@ def test_clip_from_local_state_dict(clip_vitb32):
     path, reference = clip_vitb32
     encoder = load_encoder("clip", weights=path)
     assert encoder.name == "clip" and encoder.dim == 512 and encoder.key.startswith("clip-")
+    assert text.encoder_dim("clip") == encoder.dim
     long_a = " ".join([WALK] * 6) + " and then jumps high"
     long_b = " ".join([WALK] * 6) + " and then sits down"
     emb = encoder.encode([WALK, WAVE, long_a, long_b], batch_size=3)

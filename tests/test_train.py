@@ -307,3 +307,57 @@ def test_grade_drop_shows_some_items_without_their_grade(split):
     assert all(("FMS score" in texts[it["text_id"]]) == (it["grade"] > 0) for it in items)
     # The motion and crop of an item do not depend on whether its grade was dropped.
     assert all(torch.equal(plain[k]["motion"], it["motion"]) for k, it in zip(keys, items))
+
+
+def test_bf16_runs_the_forward_in_bfloat16_and_keeps_float32_weights(split, tmp_path):
+    outputs = {}
+    for bf16 in (False, True):
+        model = tiny_model()
+        model.input_proj.register_forward_hook(
+            lambda module, args, out, bf16=bf16: outputs.setdefault(bf16, set()).add(out.dtype))
+        _, history = run(split, tmp_path / str(bf16), replace(CFG, steps=2, bf16=bf16),
+                         model=model)
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        assert np.isfinite(history[-1]["loss"])
+    assert outputs == {False: {torch.float32}, True: {torch.bfloat16}}
+
+
+def test_compile_routes_the_forward_through_torch_compile(split, tmp_path, monkeypatch):
+    compiled = []
+    real = torch.compile
+
+    def eager_compile(module, **kwargs):          # dynamo's tracing without inductor's build
+        compiled.append(module)
+        return real(module, backend="eager")
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    model, history = run(split, tmp_path / "compiled", replace(CFG, compile=True))
+    _, plain = run(split, tmp_path / "plain")
+    assert compiled == [model]
+    assert [r["loss"] for r in history] == pytest.approx([r["loss"] for r in plain], rel=1e-6)
+    # The checkpoint holds the model's own parameter names, not the compiled wrapper's.
+    ckpt = T.load_checkpoint(tmp_path / "compiled" / "ckpt_000000006.pt")
+    assert ckpt["model"].keys() == model.state_dict().keys()
+
+
+def test_a_checkpoint_older_than_a_train_setting_resumes_with_its_default(split, tmp_path):
+    run(split, tmp_path, replace(CFG, steps=3))
+    path = tmp_path / "ckpt_000000003.pt"
+    ckpt = T.load_checkpoint(path)
+    for key in ("bf16", "compile"):                # written before these switches existed
+        del ckpt["config"]["train"][key]
+    T.atomic_save(ckpt, path)
+    _, history = run(split, tmp_path, resume=True)
+    assert [r["step"] for r in history] == [2, 4, 6]
+    with pytest.raises(ValueError, match="bf16: False -> True"):
+        run(split, tmp_path, replace(CFG, steps=9, bf16=True), resume=True)
+
+
+def test_check_device_names_what_is_wrong():
+    assert T.check_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="'gpu7': not a device name"):
+        T.check_device("gpu7")
+    with pytest.raises(ValueError, match="only cpu and cuda"):
+        T.check_device("meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda': this machine has no CUDA GPU"):
+            T.check_device("cuda")
