@@ -18,8 +18,11 @@ from fmsnb.config import load_profile
 
 # Run in the subprocess: argv = module, function, n, marker, then the fmsnb arguments. The n-th
 # call of module.function first touches `marker` and sleeps, so the signal arrives exactly there.
+# A child of a shell without job control (`make test &`) inherits SIGINT ignored; Python then
+# leaves it ignored, so the child first takes it back as Ctrl-C.
 PAUSED = """
-import importlib, pathlib, sys, time
+import importlib, pathlib, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 module, name, nth, marker = sys.argv[1:5]
 owner = importlib.import_module(module)
 real, calls = getattr(owner, name), []
