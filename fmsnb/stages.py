@@ -171,6 +171,12 @@ def _steps_done(cfg: Profile, style: str) -> int:
     return int(lines[-1].split(",")[0]) if len(lines) > 1 else 0
 
 
+def style_workers(cfg: Profile, styles: list[str]) -> int:
+    """How many of `styles` `finetune_styles` trains at once: `cfg.style_processes`, at most
+    one per style."""
+    return min(cfg.style_processes, len(styles))
+
+
 def finetune_styles(cfg: Profile, styles: list[str], progress: bool = True) -> dict[str, list]:
     """Fine-tune (or continue) every style of `styles` (`finetune`); returns style -> loss log.
 
@@ -178,7 +184,7 @@ def finetune_styles(cfg: Profile, styles: list[str], progress: bool = True) -> d
     with one torch thread (`_finetune_worker`), and one bar follows their loss logs; on a GPU
     keep 1. The first error, a worker that dies, or an interruption stops them all, each at
     its last checkpoint, from which the same call resumes."""
-    workers = min(cfg.style_processes, len(styles))
+    workers = style_workers(cfg, styles)
     if workers <= 1:
         return {style: finetune(cfg, style, progress) for style in styles}
     trained_checkpoint(cfg, BASE)                      # what every worker needs, made once here

@@ -167,7 +167,7 @@ def run(cfg: Profile, name: str, settings: list[str], stage: str, styles: list[s
         measures, clf = probe_real(var, real, progress)
         rows.append({**common, "model": fitness.REAL, **measures})
         logs = stages.finetune_styles(var, styles, progress)
-        processes = min(var.style_processes, len(styles))
+        processes = stages.style_workers(var, styles)
         for style in styles:
             log = logs[style]
             trained = {"steps": log[-1]["step"], "final_loss": log[-1]["loss"],
