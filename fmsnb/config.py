@@ -71,6 +71,7 @@ class TextConfig:
     encoder: str = "minilm"
     weights: str | None = None     # a local CLIP ViT-B/32 file; relative paths: under data_root
     side_words: bool = False       # ours: append the caption's side words (`text.SideWords`)
+    words: int = 0                 # ours: > 0 also the encoder's first `words` token outputs
 
 
 @dataclass

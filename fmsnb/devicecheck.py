@@ -163,7 +163,7 @@ def run_check(cfg: Profile, device, steps: int, out_path, batches=(),
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     device = torch.device(device)
-    text_dim = encoder_dim(cfg.text.encoder, cfg.text.side_words)
+    text_dim = encoder_dim(cfg.text.encoder, cfg.text.side_words, cfg.text.words)
     torch.manual_seed(cfg.seed)
     model = MDM(model_config(cfg, text_dim)).to(device)
     diffusion = GaussianDiffusion(cfg.diffusion)

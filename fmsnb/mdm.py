@@ -16,6 +16,10 @@ runs on T / k tokens, so a step costs about k times less and a CPU trains k time
 in the same minutes; the frames of a token come out of one linear map of its output. Released
 MDM lets padded frames take part in attention; `mask_padding=True` (ours) hides them with a
 key-padding mask instead, and `mask_padding=False` keeps MDM's behaviour for faithfulness.
+With `words` = L > 0 (ours) the text input also carries the encoder's per-token outputs, L rows
+of `word_dim` after the pooled embedding (`text.Words`); a learned attention pooling
+(`WordPool`) adds what it reads from them to the condition token, so that a grade's word or
+number, one token of a caption's fifteen, is not averaged away.
 """
 from __future__ import annotations
 
@@ -41,6 +45,8 @@ class MDMConfig:
     mask_padding: bool = True     # False: padded frames take part in attention, as in MDM
     n_grades: int = 0             # 3 enables the `token` style's learned grade embedding
     patch: int = 1                # frames per token; MDM: 1 (ours: > 1, see the docstring)
+    words: int = 0                # ours: rows of the encoder's per-token outputs in `text`
+    word_dim: int = 0             # width of one such row
 
 
 def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
@@ -52,7 +58,8 @@ def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class MDM(nn.Module):
-    """x_t (B, T, n_feats), t (B,), text (B, text_dim) -> predicted x0 (B, T, n_feats)."""
+    """x_t (B, T, n_feats), t (B,), text (B, text_dim) -> predicted x0 (B, T, n_feats).
+    text: the pooled embedding (B, text_dim - words * word_dim), then the token rows flattened."""
 
     def __init__(self, cfg: MDMConfig):
         super().__init__()
@@ -61,11 +68,16 @@ class MDM(nn.Module):
         if cfg.latent_dim % 2 or cfg.latent_dim % cfg.heads:
             raise ValueError(f"latent_dim {cfg.latent_dim} must be even and divisible by "
                              f"heads {cfg.heads}")
+        pooled = cfg.text_dim - cfg.words * cfg.word_dim
+        if cfg.words < 0 or pooled < 1 or (cfg.words > 0) != (cfg.word_dim > 0):
+            raise ValueError(f"text_dim {cfg.text_dim} must hold the pooled embedding and "
+                             f"words {cfg.words} x word_dim {cfg.word_dim}")
         self.cfg = cfg
         d = cfg.latent_dim
         self.input_proj = nn.Linear(cfg.n_feats * cfg.patch, d)
-        self.text_proj = nn.Linear(cfg.text_dim, d)
-        self.register_buffer("text_gain", torch.eye(cfg.text_dim))
+        self.text_proj = nn.Linear(pooled, d)
+        self.register_buffer("text_gain", torch.eye(pooled))
+        self.word_pool = WordPool(cfg.word_dim, d, cfg.heads) if cfg.words else None
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         # Index 0 is "no grade": the null condition and grade-less samples use it.
         self.grade_emb = nn.Embedding(cfg.n_grades + 1, d) if cfg.n_grades else None
@@ -101,9 +113,12 @@ class MDM(nn.Module):
             drop = (torch.rand(B, device=x_t.device) < cfg.cond_drop_prob) if self.training \
                 else torch.zeros(B, dtype=torch.bool, device=x_t.device)
         keep = (~drop.bool()).to(text.dtype)[:, None]
-
-        cond = (self.text_proj((text * keep) @ self.text_gain)
+        text = text * keep
+        pooled = text.shape[1] - cfg.words * cfg.word_dim
+        cond = (self.text_proj(text[:, :pooled] @ self.text_gain)
                 + self.time_mlp(sinusoid(t, cfg.latent_dim)))
+        if self.word_pool is not None:
+            cond = cond + self.word_pool(text[:, pooled:].reshape(B, cfg.words, cfg.word_dim))
         if grade is not None and self.grade_emb is None:
             raise ValueError("a grade was given but the model has n_grades=0 (no grade token)")
         if self.grade_emb is not None:
@@ -132,6 +147,36 @@ class MDM(nn.Module):
         finally:
             torch.backends.mha.set_fastpath_enabled(fast)
         return self.output_proj(out[:, 1:]).reshape(B, n * k, F)[:, :T]
+
+
+class WordPool(nn.Module):
+    """Learned attention pooling (ours) of the encoder's per-token outputs: words (B, L, w),
+    zero rows for padding, -> (B, d), added to the condition token. One learned query per head
+    picks the tokens that matter by their content, such as the grade's word or number, which
+    the encoder's mean-pooled sentence vector averages away among the caption's other words.
+    The output layer starts at zero, so a model gains it without changing what it computes.
+    A caption without words (the null condition) gives zero."""
+
+    def __init__(self, word_dim: int, d: int, heads: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(word_dim)
+        self.query = nn.Parameter(torch.randn(1, 1, d) * d ** -0.5)
+        self.attend = nn.MultiheadAttention(d, heads, kdim=word_dim, vdim=word_dim,
+                                            batch_first=True)
+        self.out = nn.Linear(d, d)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, words: torch.Tensor) -> torch.Tensor:
+        empty = words.abs().sum(-1) == 0                                   # (B, L) padding
+        none = empty.all(1)                                                 # (B,) no words
+        # A row with no words attends to its first (zero) slot instead of to nothing (NaN).
+        empty = empty & ~(none[:, None] & (torch.arange(words.shape[1],
+                                                        device=words.device) == 0))
+        query = self.query.expand(len(words), -1, -1)
+        pooled, _ = self.attend(query, self.norm(words), self.norm(words),
+                                key_padding_mask=empty, need_weights=False)
+        return self.out(pooled[:, 0]) * (~none).to(words.dtype)[:, None]
 
 
 def text_gain(table: torch.Tensor, cap: float) -> torch.Tensor:

@@ -31,7 +31,7 @@ from fmsnb.fms import MOVEMENTS
 from fmsnb.diffusion import GaussianDiffusion
 from fmsnb.mdm import MDM, MDMConfig
 from fmsnb.sample import generate
-from fmsnb.text import CaptionCache, SideWords, load_encoder
+from fmsnb.text import CaptionCache, SideWords, Words, encoder_dim, load_encoder
 from fmsnb.train import (LOSS_FILE, latest_checkpoint, load_checkpoint, load_model, read_grades,
                          train)
 
@@ -62,13 +62,18 @@ def text_cache(cfg: Profile) -> CaptionCache:
     if weights and cfg.data_root:
         weights = str(cfg.data_file(weights))
     encoder = load_encoder(cfg.text.encoder, weights)
-    return CaptionCache(SideWords(encoder) if cfg.text.side_words else encoder,
-                        cfg.run_dir / "cache")
+    if cfg.text.side_words:
+        encoder = SideWords(encoder)
+    if cfg.text.words:
+        encoder = Words(encoder, cfg.text.words)
+    return CaptionCache(encoder, cfg.run_dir / "cache")
 
 
 def model_config(cfg: Profile, text_dim: int, style: str = "none") -> MDMConfig:
     """The profile's MDM settings for an encoder of `text_dim` and a conditioning style."""
-    return replace(cfg.model, text_dim=text_dim, n_grades=3 if check_style(style).grade_token else 0)
+    words = cfg.text.words
+    return replace(cfg.model, text_dim=text_dim, n_grades=3 if check_style(style).grade_token else 0,
+                   words=words, word_dim=encoder_dim(cfg.text.encoder) if words else 0)
 
 
 def new_model(cfg: Profile, text_dim: int, style: str = "none") -> MDM:

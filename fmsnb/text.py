@@ -102,6 +102,25 @@ class MiniLMEncoder:
             normalize_embeddings=True)
         return torch.from_numpy(vectors).float()
 
+    @torch.no_grad()
+    def encode_words(self, captions: Sequence[str], words: int,
+                     batch_size: int | None = None) -> torch.Tensor:
+        """captions (N,) -> the last layer's outputs of the first `words` word pieces, [CLS]
+        and [SEP] included: (N, words, 384) float32, zero rows past a caption's end."""
+        captions = _check_captions(captions)
+        size = _check_batch_size(self.batch_size if batch_size is None else batch_size)
+        rows = self.model.encode(captions, batch_size=size, output_value="token_embeddings",
+                                 convert_to_numpy=False) if captions else []
+        return _padded([r[:words].float().cpu() for r in rows], words, self.dim)
+
+
+def _padded(rows: list[torch.Tensor], words: int, dim: int) -> torch.Tensor:
+    """Per-caption token outputs (n_i, dim) -> (N, words, dim), zero-padded."""
+    out = torch.zeros(len(rows), words, dim)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = row
+    return out
+
 
 class ClipEncoder:
     """CLIP's text tower as MDM uses it: raw `encode_text` features of the truncated caption."""
@@ -144,6 +163,24 @@ class ClipEncoder:
             tokens = self.tokenize(captions[start:start + size]).to(self.device)
             out[start:start + size] = self.model.encode_text(tokens).float().cpu()
         return out
+
+    @torch.no_grad()
+    def encode_words(self, captions: Sequence[str], words: int,
+                     batch_size: int | None = None) -> torch.Tensor:
+        """captions (N,) -> `encode_text`'s projected final-layer output at each of the first
+        `words` tokens (start and end tokens included): (N, words, 512), zero rows past the end
+        token. `encode_text` itself keeps only the end token's row."""
+        captions = _check_captions(captions)
+        size = _check_batch_size(self.batch_size if batch_size is None else batch_size)
+        m, rows = self.model, []
+        for start in range(0, len(captions), size):
+            tokens = self.tokenize(captions[start:start + size]).to(self.device)
+            x = m.token_embedding(tokens) + m.positional_embedding
+            x = m.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)      # CLIP runs (L, N, D)
+            x = (m.ln_final(x) @ m.text_projection).float().cpu()        # (n, 77, 512)
+            ends = tokens.argmax(-1).cpu() + 1          # the end token has the largest id
+            rows += [x[i, :min(int(e), words)] for i, e in enumerate(ends)]
+        return _padded(rows, words, self.dim)
 
 
 def _fingerprint(model: torch.nn.Module) -> str:
@@ -306,16 +343,41 @@ class SideWords:
         return torch.cat([self.encoder.encode(captions, batch_size, progress), sides], dim=1)
 
 
+class Words:
+    """A text encoder whose embeddings (N, dim) get the first `words` per-token outputs of the
+    encoder it wraps appended, flattened: (N, dim + words * word_dim). The model reads them
+    back as rows (`mdm.WordPool`); a caption's grade or side then keeps its own row instead of
+    being averaged into one vector."""
+
+    def __init__(self, encoder: TextEncoder, words: int):
+        if words < 1:
+            raise ValueError(f"words must be >= 1, got {words}")
+        base = encoder
+        while hasattr(base, "encoder"):            # under SideWords: the encoder itself
+            base = base.encoder
+        self.encoder, self.base, self.words, self.word_dim = encoder, base, words, base.dim
+        self.name = encoder.name
+        self.key = f"{encoder.key}+words{words}"
+        self.dim = encoder.dim + words * base.dim
+
+    def encode(self, captions: Sequence[str], batch_size: int | None = None,
+               progress: bool = False) -> torch.Tensor:
+        captions = _check_captions(captions)
+        rows = self.base.encode_words(captions, self.words, batch_size)
+        return torch.cat([self.encoder.encode(captions, batch_size, progress),
+                          rows.flatten(1)], dim=1)
+
+
 # The embedding widths of the encoders, for what needs a model's size before any weights load.
 DIMS = {"minilm": 384, "clip": VIT_B32[0]}
 
 
-def encoder_dim(name: str, side_words: bool = False) -> int:
-    """The width of encoder `name`'s embeddings (wrapped in `SideWords` when side_words),
-    without loading it."""
+def encoder_dim(name: str, side_words: bool = False, words: int = 0) -> int:
+    """The width of encoder `name`'s embeddings, wrapped in `SideWords` when side_words and in
+    `Words` when words > 0, without loading it."""
     if name not in DIMS:
         raise ValueError(f"unknown text encoder {name!r}; known: {', '.join(ENCODERS)}")
-    return DIMS[name] + (SIDE_SLOTS * len(SIDE_WORDS) if side_words else 0)
+    return DIMS[name] * (1 + words) + (SIDE_SLOTS * len(SIDE_WORDS) if side_words else 0)
 
 
 def load_encoder(name: str, weights: str | os.PathLike | None = None, device: str | None = None,

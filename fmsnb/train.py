@@ -605,7 +605,8 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
                              f"{result.missing_keys}, unexpected {result.unexpected_keys}")
     if start == 0:
         # Set once, before the first step; a resumed run reads it back with the weights.
-        set_text_gain(model, text_gain(table.cpu(), cfg.text_gain_cap).to(device))
+        pooled = model.text_gain.shape[0]            # the per-token rows keep no gain
+        set_text_gain(model, text_gain(table[:, :pooled].cpu(), cfg.text_gain_cap).to(device))
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)

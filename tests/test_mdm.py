@@ -11,8 +11,8 @@ B, T, F, TEXT = 3, 12, 263, 16
 
 def tiny(**kw) -> MDM:
     torch.manual_seed(0)
-    cfg = MDMConfig(n_feats=F, latent_dim=32, layers=2, heads=4, ff_size=64, text_dim=TEXT,
-                    max_len=24, **kw)
+    cfg = MDMConfig(**{"n_feats": F, "latent_dim": 32, "layers": 2, "heads": 4, "ff_size": 64,
+                       "text_dim": TEXT, "max_len": 24, **kw})
     return MDM(cfg).eval()
 
 
@@ -141,3 +141,30 @@ def test_text_gain_amplifies_small_differences_and_keeps_the_function():
     set_text_gain(model, gain)
     assert torch.allclose(model(x, t, text, mask), before, atol=1e-4)
     assert torch.equal(model.text_gain, gain)
+
+
+def test_word_pool_starts_silent_then_reads_the_words():
+    words, width = 5, 8
+    plain, worded = tiny(), tiny(text_dim=TEXT + words * width, words=words, word_dim=width)
+    worded.load_state_dict(plain.state_dict(), strict=False)
+    x, t, text, mask = inputs()
+    rows = torch.randn(B, words, width)
+    rows[0, 3:] = 0                                     # a shorter caption: padding rows
+    with_words = torch.cat([text, rows.flatten(1)], dim=1)
+    assert torch.allclose(worded(x, t, with_words, mask), plain(x, t, text, mask), atol=1e-6)
+
+    torch.nn.init.normal_(worded.word_pool.out.weight)  # as training would move it
+    out = worded(x, t, with_words, mask)
+    changed = rows.clone()
+    changed[1, 2] += 1.0
+    moved = worded(x, t, torch.cat([text, changed.flatten(1)], dim=1), mask)
+    assert not torch.allclose(moved[1], out[1]) and torch.allclose(moved[0], out[0])
+    padded = rows.clone()
+    padded[0, 4] = 0                                    # already padding: nothing changes
+    assert torch.allclose(worded(x, t, torch.cat([text, padded.flatten(1)], 1), mask), out)
+    null = worded(x, t, torch.zeros_like(with_words), mask)
+    assert torch.isfinite(null).all()
+    assert torch.allclose(null, worded(x, t, with_words, mask,
+                                       drop=torch.ones(B, dtype=torch.bool)))
+    with pytest.raises(ValueError, match="words 5 x word_dim 8"):
+        tiny(text_dim=words * width, words=words, word_dim=width)

@@ -268,3 +268,37 @@ def test_side_words_tell_left_from_right(minilm, tmp_path):
     cache = CaptionCache(sided, tmp_path)             # cached apart from the plain encoder's
     cache.precompute(["walk left"])
     assert (tmp_path / f"{sided.key}.pt").is_file() and cache.get(["walk left"]).shape == (1, 388)
+
+
+def test_words_keep_each_token_of_the_caption(minilm, tmp_path):
+    grades = ["a person performs a deep squat, FMS score 1",
+              "a person performs a deep squat, FMS score 3"]
+    worded = text.Words(text.SideWords(minilm), 16)
+    assert worded.dim == text.encoder_dim("minilm", side_words=True, words=16) == 388 + 16 * 384
+    one, three = worded.encode(grades)
+    assert torch.allclose(one[:388], text.SideWords(minilm).encode(grades[:1])[0], atol=1e-5)
+    rows_1, rows_3 = one[388:].reshape(16, 384), three[388:].reshape(16, 384)
+    pieces = len(minilm.model.tokenizer(grades[0])["input_ids"])    # [CLS] ... "1" [SEP]
+    assert (rows_1.abs().sum(1) > 0).sum() == pieces and not rows_1[pieces:].any()
+    alike = torch.nn.functional.cosine_similarity(rows_1[:pieces], rows_3[:pieces], dim=1)
+    pooled = torch.nn.functional.cosine_similarity(one[:384], three[:384], dim=0)
+    # The grade's own row differs far more than the sentence vector does.
+    assert alike[pieces - 2] < 0.8 < 0.95 < pooled
+    short = text.Words(minilm, 4).encode(grades[:1])[0, 384:].reshape(4, 384)
+    assert torch.allclose(short, rows_1[:4], atol=1e-5)              # longer captions are cut
+    cache = CaptionCache(worded, tmp_path)
+    assert cache.get(grades[:1]).shape == (1, worded.dim) and worded.key.endswith("+words16")
+    with pytest.raises(ValueError, match="words must be >= 1"):
+        text.Words(minilm, 0)
+
+
+@needs_clip
+def test_clip_words_end_with_encode_text(clip_vitb32):
+    path, reference = clip_vitb32
+    encoder = load_encoder("clip", weights=path)
+    rows = encoder.encode_words([WALK, WAVE], words=30)
+    assert rows.shape == (2, 30, 512)
+    ends = (rows.abs().sum(-1) > 0).sum(1)             # start token .. end token
+    assert torch.allclose(rows[0, ends[0] - 1], reference, atol=1e-4)
+    assert torch.allclose(rows[1, ends[1] - 1], encoder.encode([WAVE])[0], atol=1e-4)
+    assert not rows[0, ends[0]:].any()
