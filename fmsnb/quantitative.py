@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,12 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fmsnb import corpora, dataset, evaluate, metrics, physics, stages
+from fmsnb import atomic, corpora, dataset, evaluate, metrics, physics, stages
 from fmsnb.config import Profile
 from fmsnb.evaluator import (Evaluator, EvaluatorConfig, WordVectorizer, load_published,
                              normalisation_problems, train_evaluator)
 from fmsnb.humanml3d import N_JOINTS, recover_joints
-from fmsnb.train import CHECKPOINT_RE, atomic_save
+from fmsnb.train import CHECKPOINT_RE
 
 EVALUATOR_FILE = "evaluator.pt"
 METRICS = ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity", "MModality")
@@ -96,7 +95,7 @@ def save_evaluator(ev: Evaluator, path, stamp: str) -> Path:
              "mean": torch.from_numpy(np.asarray(ev.mean, np.float32)),
              "std": torch.from_numpy(np.asarray(ev.std, np.float32)),
              "modules": {k: m.state_dict() for k, m in ev.modules().items()}}
-    atomic_save(state, path)
+    atomic.torch_save(state, path)
     return Path(path)
 
 
@@ -105,16 +104,16 @@ def load_evaluator(path) -> tuple[Evaluator, str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no saved evaluator at {path}")
+    bad = f"{path}: not a saved evaluator of this version"
+    state = atomic.torch_load(path, bad)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         words = WordVectorizer(state["vectors"].numpy(), state["index"])
         ev = Evaluator(words, state["mean"].numpy(), state["std"].numpy(), state["source"],
                        EvaluatorConfig(**state["cfg"]))
         for key, module in ev.modules().items():
             module.load_state_dict(state["modules"][key])
-    except (KeyError, TypeError, RuntimeError, OSError, ValueError, EOFError,
-            pickle.UnpicklingError) as e:
-        raise ValueError(f"{path}: not a saved evaluator of this version ({e})") from e
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:    # a dict of another layout
+        raise ValueError(f"{bad} ({e})") from e
     ev._eval()
     return ev, state["stamp"]
 

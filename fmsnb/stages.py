@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fmsnb import corpora, distributed, mdm_release
+from fmsnb import atomic, corpora, distributed, mdm_release
 from fmsnb.captions import GRADES, STYLES, check_grade, check_style, condition, movement_captions
 from fmsnb.align import read_fms_meta
 from fmsnb.config import Profile
@@ -325,9 +325,7 @@ def generated_fms_set(cfg: Profile, name: str, progress: bool = True) -> dict:
     features = load_generator(cfg, name).generate_fms(
         list(movements), grades.tolist(), [lengths[m] for m in movements], seed=cfg.seed,
         progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, features=np.concatenate(features), lengths=[len(f) for f in features],
-             movements=movements, grades=grades, stamp=stamp)
-    tmp.replace(path)
+    atomic.write(path, lambda out: np.savez(out, features=np.concatenate(features),
+                                            lengths=[len(f) for f in features],
+                                            movements=movements, grades=grades, stamp=stamp))
     return {"features": features, "movements": movements, "grades": grades}

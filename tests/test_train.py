@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from fmsnb import train as T
+from fmsnb import atomic, train as T
 from fmsnb.dataset import Caption, MotionDataset, read_split, write_clip, write_mean_std, \
     write_splits
 from fmsnb.diffusion import DiffusionConfig, GaussianDiffusion
@@ -345,7 +345,7 @@ def test_a_checkpoint_older_than_a_train_setting_resumes_with_its_default(split,
     ckpt = T.load_checkpoint(path)
     for key in ("bf16", "compile"):                # written before these switches existed
         del ckpt["config"]["train"][key]
-    T.atomic_save(ckpt, path)
+    atomic.torch_save(ckpt, path)
     _, history = run(split, tmp_path, resume=True)
     assert [r["step"] for r in history] == [2, 4, 6]
     with pytest.raises(ValueError, match="bf16: False -> True"):
