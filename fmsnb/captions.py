@@ -164,24 +164,3 @@ def movement_captions(movement: str) -> list[str]:
 def plain_captions(movement: str) -> list[Caption]:
     """The plain captions of a movement with their word/POS tokens, for the texts/ files."""
     return [Caption(text, fms_tag(text)) for text in movement_captions(movement)]
-
-
-def caption_for(movement: str, grade: int, style: str,
-                choice: int | np.random.Generator = 0) -> Caption:
-    """One conditioned caption with tokens: paraphrase number `choice`, or a random one drawn
-    from the generator `choice`."""
-    captions = movement_captions(movement)
-    if isinstance(choice, np.random.Generator):
-        choice = int(choice.integers(len(captions)))
-    if not 0 <= choice < len(captions):
-        raise ValueError(f"movement {movement} has {len(captions)} captions; "
-                         f"index {choice} is out of range")
-    text = condition(captions[choice], grade, style)
-    return Caption(text, fms_tag(text))
-
-
-def apply_style(caption: Caption, grade: int, style: str) -> Caption:
-    """A stored plain Caption conditioned at load time: text restyled, tokens re-tagged, the
-    sub-clip times kept."""
-    text = condition(caption.text, grade, style)
-    return Caption(text, fms_tag(text), caption.start, caption.end)

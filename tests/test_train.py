@@ -309,6 +309,15 @@ def test_grade_drop_shows_some_items_without_their_grade(split):
     assert all(torch.equal(plain[k]["motion"], it["motion"]) for k, it in zip(keys, items))
 
 
+def test_collate_items_stacks_the_items_and_masks_their_valid_frames(split):
+    items = T.ConditionedItems(MotionDataset(split, max_len=MAX_LEN), 0)
+    batch = T.collate_items([items[0, 0, 0], items[0, 1, 1]])
+    assert batch["motion"].shape == (2, MAX_LEN, 263)
+    assert batch["length"].dtype == torch.long and batch["mask"].dtype == torch.bool
+    assert batch["mask"].sum(dim=1).tolist() == batch["length"].tolist()
+    assert all(batch["mask"][i, :n].all() for i, n in enumerate(batch["length"]))
+
+
 def test_bf16_runs_the_forward_in_bfloat16_and_keeps_float32_weights(split, tmp_path):
     outputs = {}
     for bf16 in (False, True):
