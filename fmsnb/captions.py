@@ -19,11 +19,10 @@ from typing import Callable
 import numpy as np
 
 from fmsnb.dataset import Caption
-from fmsnb.fms import MOVEMENTS
+from fmsnb.fms import GRADES, MOVEMENTS
 from fmsnb.pos import LEXICON, tag
 
 SUBJECT = "a person"
-GRADES = (1, 2, 3)
 # Textual style (paper 4.4): the subject phrase that carries each grade.
 GRADE_PHRASES = {1: "an injured person", 2: "a moderately fit person", 3: "a very athletic person"}
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fmsnb import atomic, corpora, dataset, evaluate, metrics, physics, stages
+from fmsnb import atomic, corpora, dataset, evaluate, metrics, paper, physics, stages
 from fmsnb.config import Profile
 from fmsnb.evaluator import (Evaluator, EvaluatorConfig, WordVectorizer, load_published,
                              normalisation_problems, train_evaluator)
@@ -35,7 +35,7 @@ METRICS = ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity", "MModality")
 BETTER = {"R@1": "higher", "R@2": "higher", "R@3": "higher", "FID": "lower", "MM-Dist": "lower",
           "Diversity": "ground truth", "MModality": None}
 GROUND_TRUTH = "Ground truth"
-# Row labels; the base and numerical ones match the paper's rows in `evaluate.PUBLISHED`.
+# Row labels; the base and numerical ones match the paper's rows in `paper.TABLE1`.
 ROW_LABELS = {stages.BASE: "Base MDM", "numerical": "Fine-tuned MDM (numerical)",
               "textual": "Fine-tuned MDM (textual)", "token": "Fine-tuned MDM (token)"}
 OURS, PAPERS = "this run", "paper (Table 1)"
@@ -227,9 +227,9 @@ def _cell(value, digits: int) -> str:
 
 def t2m_frame(table: dict, published: dict | None = None, digits: int = 3) -> pd.DataFrame:
     """The paper's Table 1 layout: rows (source, model), columns R@1..MModality, our cells as
-    "mean ± 95% ci"; the paper's published means (`evaluate.PUBLISHED` by default) follow as
+    "mean ± 95% ci"; the paper's published means (`paper.TABLE1` by default) follow as
     rows whose source says they are the paper's. Missing values show as "—"."""
-    published = evaluate.PUBLISHED if published is None else published
+    published = paper.TABLE1 if published is None else published
     rows = [((OURS, name), r) for name, r in table["rows"].items()]
     rows += [((PAPERS, name), r) for name, r in published.items()]
     index = pd.MultiIndex.from_tuples([k for k, _ in rows], names=["source", "model"])

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fmsnb import atomic
-from fmsnb.captions import GRADES
+from fmsnb.fms import GRADES
 from fmsnb.humanml3d import FPS, recover_joints
 from fmsnb.render import animate as render_animation
 

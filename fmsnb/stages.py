@@ -23,11 +23,11 @@ import torch
 from tqdm.auto import tqdm
 
 from fmsnb import atomic, corpora, distributed, mdm_release
-from fmsnb.captions import GRADES, STYLES, check_grade, check_style, condition, movement_captions
+from fmsnb.captions import STYLES, check_grade, check_style, condition, movement_captions
 from fmsnb.align import read_fms_meta
 from fmsnb.config import Profile
 from fmsnb.dataset import MotionDataset, read_mean_std, read_split
-from fmsnb.fms import MOVEMENTS
+from fmsnb.fms import GRADES, MOVEMENTS
 from fmsnb.diffusion import GaussianDiffusion
 from fmsnb.mdm import MDM, MDMConfig
 from fmsnb.sample import generate

@@ -24,7 +24,7 @@ import random
 import re
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,7 +44,7 @@ from fmsnb.mdm import MDM, MDMConfig, set_text_gain, text_gain
 
 @dataclass
 class TrainConfig:
-    """The settings of one training run (the paper's are HP1, HP2 and FINETUNE below)."""
+    """The settings of one training run (the paper's are `paper.HP1`, `HP2` and `FINETUNE`)."""
     lr: float = 1e-4
     batch_size: int = 32
     weight_decay: float = 0.0
@@ -82,11 +82,6 @@ class TrainConfig:
         if problems:
             raise ValueError("bad TrainConfig: " + "; ".join(problems))
 
-
-# The paper's settings (supplementary, Training setup); profiles scale `steps` down.
-HP1 = TrainConfig(lr=1e-4, batch_size=32, steps=600_000, weight_decay=0.0)
-HP2 = TrainConfig(lr=3e-5, batch_size=8, steps=2_400_000, weight_decay=3e-6)
-FINETUNE = replace(HP2, steps=600_000)
 
 CHECKPOINT_FORMAT = "fmsnb-checkpoint-1"
 CHECKPOINT_RE = re.compile(r"^ckpt_(\d+)\.pt$")
