@@ -26,7 +26,7 @@ from fmsnb import atomic, corpora, dataset, evaluate, metrics, paper, physics, s
 from fmsnb.config import Profile
 from fmsnb.evaluator import (Evaluator, EvaluatorConfig, WordVectorizer, load_published,
                              normalisation_problems, train_evaluator)
-from fmsnb.humanml3d import N_JOINTS, recover_joints
+from fmsnb.humanml3d import N_JOINTS
 from fmsnb.train import CHECKPOINT_RE
 
 EVALUATOR_FILE = "evaluator.pt"
@@ -303,11 +303,6 @@ def split_joints(root, split: str) -> tuple[list[np.ndarray], list[tuple[str, st
         else:
             joints.append(j.astype(np.float64))
     return joints, skipped
-
-
-def to_joints(features: list[np.ndarray]) -> list[np.ndarray]:
-    """Global joints (T_i, 22, 3) of de-normalised features (T_i, 263)."""
-    return [recover_joints(f) for f in features]
 
 
 def plausibility_stats(motions: list[np.ndarray]) -> dict:
