@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from fmsnb import dataset
 from fmsnb.captions import plain_captions
-from fmsnb.fms import KINECT_INDEX, MOVEMENTS, FMSDataset, Recording, skip_counts
+from fmsnb.fms import GRADES, KINECT_INDEX, MOVEMENTS, FMSDataset, Recording, skip_counts
 from fmsnb.humanml3d import (FPS, JOINT_NAMES, mirror_joints, process_joints, recover_joints,
                              target_offsets)
 
@@ -442,7 +442,7 @@ def write_fms_corpus(fms: FMSDataset, out_dir, mirror: bool = False,
     names = {s: [] for s in SPLITS}
     meta, totals = {}, Counter()
     skipped = [(str(path), reason) for path, reason in fms.skipped]
-    movement_grade = {m: {g: 0 for g in (1, 2, 3)} for m in MOVEMENTS}
+    movement_grade = {m: {g: 0 for g in GRADES} for m in MOVEMENTS}
     for ep, rec in tqdm(recordings, desc="aligning FMS recordings", disable=not progress):
         try:
             aligned = align_recording(rec, alignment)

@@ -1,9 +1,12 @@
-"""Files written whole or not at all: the one way this package replaces a file it owns.
+"""Files written whole or not at all, and torch files read with one kind of error.
 
 `write` hands a temporary file in the target's folder to a `dump` function, then renames it over
 the target (`os.replace`, atomic on one file system), so that a crash or a kill mid-write leaves
-the previous file intact and the temporary one removed; `write_text` does it for text. Only
-checkpoints ask for `fsync` (their loss costs training time); other files are cheap to remake.
+the previous file intact and the temporary one removed; `write_text` does it for text and
+`torch_save` for trained weights (checkpoints, the evaluator), the only files synced to disk
+(their loss costs training time; other files are cheap to remake). `torch_load` reads a torch
+file on the CPU and turns whatever the unpickler raises on junk into one ValueError that says
+what the file should have been.
 """
 from __future__ import annotations
 
@@ -35,3 +38,18 @@ def write(path, dump: Callable[[BinaryIO], object], fsync: bool = False) -> Path
 def write_text(path, text: str) -> Path:
     """`write` of UTF-8 text."""
     return write(path, lambda f: f.write(text.encode()))
+
+
+def torch_save(obj, path) -> Path:
+    """`torch.save(obj)` to `path` by `write`, synced; returns the path."""
+    import torch        # here, not at the top: writing JSON or text needs no torch
+    return write(path, lambda f: torch.save(obj, f), fsync=True)
+
+
+def torch_load(path, what: str, weights_only: bool = True):
+    """`torch.load(path)` on the CPU; any failure to read it is ValueError("<what> (<error>)")."""
+    import torch
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as err:        # the unpickler fails on junk in many ways (KeyError, ...)
+        raise ValueError(f"{what} ({type(err).__name__}: {err})") from err

@@ -19,11 +19,10 @@ from typing import Callable
 import numpy as np
 
 from fmsnb.dataset import Caption
-from fmsnb.fms import MOVEMENTS
+from fmsnb.fms import GRADES, MOVEMENTS
 from fmsnb.pos import LEXICON, tag
 
 SUBJECT = "a person"
-GRADES = (1, 2, 3)
 # Textual style (paper 4.4): the subject phrase that carries each grade.
 GRADE_PHRASES = {1: "an injured person", 2: "a moderately fit person", 3: "a very athletic person"}
 
@@ -164,24 +163,3 @@ def movement_captions(movement: str) -> list[str]:
 def plain_captions(movement: str) -> list[Caption]:
     """The plain captions of a movement with their word/POS tokens, for the texts/ files."""
     return [Caption(text, fms_tag(text)) for text in movement_captions(movement)]
-
-
-def caption_for(movement: str, grade: int, style: str,
-                choice: int | np.random.Generator = 0) -> Caption:
-    """One conditioned caption with tokens: paraphrase number `choice`, or a random one drawn
-    from the generator `choice`."""
-    captions = movement_captions(movement)
-    if isinstance(choice, np.random.Generator):
-        choice = int(choice.integers(len(captions)))
-    if not 0 <= choice < len(captions):
-        raise ValueError(f"movement {movement} has {len(captions)} captions; "
-                         f"index {choice} is out of range")
-    text = condition(captions[choice], grade, style)
-    return Caption(text, fms_tag(text))
-
-
-def apply_style(caption: Caption, grade: int, style: str) -> Caption:
-    """A stored plain Caption conditioned at load time: text restyled, tokens re-tagged, the
-    sub-clip times kept."""
-    text = condition(caption.text, grade, style)
-    return Caption(text, fms_tag(text), caption.start, caption.end)

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 from tqdm.auto import tqdm
 
-GRADES = (1, 2, 3)
+from fmsnb.fms import GRADES
 
 
 @dataclass

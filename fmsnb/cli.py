@@ -24,9 +24,9 @@ from pathlib import Path
 
 from fmsnb import align, corpora, devicecheck, distributed, stages, sweep
 from fmsnb.bench import run_bench
-from fmsnb.captions import GRADES, STYLES
+from fmsnb.captions import STYLES
 from fmsnb.config import load_profile
-from fmsnb.fms import MOVEMENTS, skip_counts
+from fmsnb.fms import GRADES, MOVEMENTS, skip_counts
 from fmsnb.sample import write_folder
 from fmsnb.train import check_device, config_differences, default_device
 

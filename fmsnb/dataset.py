@@ -427,13 +427,3 @@ class MotionDataset(Dataset):
             std = torch.as_tensor(self.std, dtype=motion.dtype, device=motion.device)
             return motion * std + mean
         return np.asarray(motion) * self.std + self.mean
-
-
-def collate(batch: list[dict]) -> dict:
-    """Stack `MotionDataset` items: motion (B, max_len, 263), mask (B, max_len) bool (True on
-    valid frames), length (B,) long, caption list[str], tokens list[list[str]]."""
-    motion = torch.stack([b["motion"] for b in batch])
-    length = torch.tensor([b["length"] for b in batch], dtype=torch.long)
-    mask = torch.arange(motion.shape[1])[None, :] < length[:, None]
-    return {"motion": motion, "mask": mask, "length": length,
-            "caption": [b["caption"] for b in batch], "tokens": [b["tokens"] for b in batch]}

@@ -26,13 +26,6 @@ from fmsnb.dataset import crop_length
 
 # generate(captions, lengths, seed) -> de-normalised features, one (length_i, 263) per caption
 Generator = Callable[[list[str], list[int], int], list[np.ndarray]]
-PUBLISHED = {   # the paper's Table 1 (HumanML3D test set), theirs, for comparison only
-    "Ground truth": {"R@3": 0.798, "FID": 0.002, "MM-Dist": 2.976, "Diversity": 9.507},
-    "Base MDM": {"R@3": 0.611, "FID": 0.544, "MM-Dist": 5.566, "Diversity": 9.560,
-                 "MModality": 2.799},
-    "Fine-tuned MDM (numerical)": {"R@3": 0.614, "FID": 0.949, "MM-Dist": 5.448,
-                                   "Diversity": 9.537, "MModality": 3.403},
-}
 
 
 # Replications of MDM's published evaluation (eval_humanml.py): 20 without multimodality

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from tqdm.auto import tqdm
 
+from fmsnb import atomic
 from fmsnb.dataset import mean_std
 from fmsnb.humanml3d import FEATURE_GROUPS, N_FEATURES
 
@@ -234,10 +235,8 @@ def load_published(checkpoint, glove_dir, mean, std) -> Evaluator:
     if not checkpoint.is_file():
         raise FileNotFoundError(f"T2M evaluator checkpoint not found: {checkpoint} (the "
                                 "release's t2m/text_mot_match/model/finest.tar)")
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - report any unreadable file the same way
-        raise ValueError(f"{checkpoint}: cannot be read as a torch checkpoint ({e})") from e
+    state = atomic.torch_load(checkpoint, f"{checkpoint}: cannot be read as a torch checkpoint",
+                              weights_only=False)
     ev = Evaluator(WordVectorizer.from_glove(glove_dir), np.asarray(mean), np.asarray(std),
                    source=f"published T2M evaluator ({checkpoint.name})")
     for key, module in ev.modules().items():

@@ -25,13 +25,13 @@ from sklearn.metrics import confusion_matrix
 
 from fmsnb import corpora, stages
 from fmsnb.align import META_FILE, SPLITS, read_fms_meta
-from fmsnb.captions import GRADES
 from fmsnb.classifier import (ClassifierConfig, GradeClassifier, classification_report,
                               row_shares, train_classifier)
 from fmsnb.config import Profile
 from fmsnb.dataset import read_split
-from fmsnb.fms import MOVEMENTS
+from fmsnb.fms import GRADES, MOVEMENTS
 from fmsnb.humanml3d import recover_joints
+from fmsnb.paper import TABLE2
 
 REAL = "real"
 CHANCE = 1 / len(GRADES)
@@ -44,18 +44,6 @@ PROTOCOLS = {
 }
 METRICS = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall",
            "macro_f1": "Macro F1", "micro_f1": "Micro F1"}
-# The paper's Table 2 (REFERENCE section 6), as fractions. Its rows read "Precision F1" and
-# "Recall F1"; it has neither a token model nor the real-trained protocol.
-PAPER_TABLE2 = {
-    REAL: {"accuracy": 0.84, "precision": 0.81, "recall": 0.74, "macro_f1": 0.77,
-           "micro_f1": 0.84},
-    "base": {"accuracy": 0.39, "precision": 0.41, "recall": 0.39, "macro_f1": 0.36,
-             "micro_f1": 0.39},
-    "numerical": {"accuracy": 0.61, "precision": 0.62, "recall": 0.61, "macro_f1": 0.61,
-                  "micro_f1": 0.62},
-    "textual": {"accuracy": 0.75, "precision": 0.76, "recall": 0.75, "macro_f1": 0.75,
-                "micro_f1": 0.75},
-}
 MOVEMENT = "movement"       # the movement-recognition measure, checked beside the PROTOCOLS
 FINE_TUNED = "fine-tuned"   # in an aim's datasets: every fine-tuned set of the run
 
@@ -405,7 +393,7 @@ def metrics_record(cfg: Profile, sets: dict[str, GradedSet], results: dict[str, 
             "epochs": {name: classifier_config(cfg, name).epochs for name in sets},
             "generated_test_fraction": GENERATED_TEST_FRACTION,
             "datasets": {name: data.summary() for name, data in sets.items()},
-            "aims": aims(results, movement), "seconds": seconds, "paper_table2": PAPER_TABLE2,
+            "aims": aims(results, movement), "seconds": seconds, "paper_table2": TABLE2,
             "forest_baseline_accuracy": forest, MOVEMENT: movement,
             "movement_codes": list(MOVEMENTS)}
 
@@ -416,9 +404,9 @@ def table2(reports: dict[str, dict], paper: bool = True) -> str:
     columns = []                                     # (header, metric -> cell text)
     for name, report in reports.items():
         columns.append((name.capitalize(), {k: f"{100 * report[k]:.1f}%" for k in METRICS}))
-        if paper and name in PAPER_TABLE2:
+        if paper and name in TABLE2:
             columns.append((f"{name.capitalize()} *(paper)*",
-                            {k: f"*{100 * v:.0f}%*" for k, v in PAPER_TABLE2[name].items()}))
+                            {k: f"*{100 * v:.0f}%*" for k, v in TABLE2[name].items()}))
     lines = ["| Metric | " + " | ".join(h for h, _ in columns) + " |",
              "|---|" + "---|" * len(columns)]
     lines += [f"| {label} | " + " | ".join(cells[key] for _, cells in columns) + " |"

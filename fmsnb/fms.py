@@ -32,6 +32,8 @@ class Movement:
     mirror: str   # code of the same movement with left and right swapped (itself if symmetric)
 
 
+GRADES = (1, 2, 3)      # the grades an expert gives an episode
+
 TESTS = ("deep squat", "hurdle step", "in-line lunge", "shoulder mobility",
          "active straight leg raise", "trunk stability push-up", "rotary stability")
 
@@ -281,7 +283,7 @@ class ScoreTable:
     def counts(self) -> dict[int, int]:
         """Number of episodes per consolidated grade, {1: n1, 2: n2, 3: n3}."""
         c = Counter(self.grades.values())
-        return {g: c.get(g, 0) for g in (1, 2, 3)}
+        return {g: c.get(g, 0) for g in GRADES}
 
 
 def consolidate(raw: np.ndarray, policy: str) -> np.ndarray:
@@ -448,11 +450,11 @@ class FMSDataset:
 
     def counts(self) -> dict[str, dict]:
         """Episode counts: {"movement": {m: n}, "grade": {g: n}, "movement_grade": {m: {g: n}}}."""
-        per = {m: {g: 0 for g in (1, 2, 3)} for m in MOVEMENTS}
+        per = {m: {g: 0 for g in GRADES} for m in MOVEMENTS}
         for ep in self.episodes:
             per[ep.movement][ep.grade] += 1
         return {"movement": {m: sum(c.values()) for m, c in per.items()},
-                "grade": {g: sum(c[g] for c in per.values()) for g in (1, 2, 3)},
+                "grade": {g: sum(c[g] for c in per.values()) for g in GRADES},
                 "movement_grade": per}
 
     def __repr__(self) -> str:

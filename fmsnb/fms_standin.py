@@ -29,7 +29,7 @@ from scipy.stats import norm
 from tqdm.auto import tqdm
 
 from fmsnb.body import BodyShape, Keypoints, random_shape
-from fmsnb.fms import ESSENTIAL_JOINTS, FPS, KINECT_INDEX, MOVEMENTS, VIEW_FOLDERS
+from fmsnb.fms import ESSENTIAL_JOINTS, FPS, GRADES, KINECT_INDEX, MOVEMENTS, VIEW_FOLDERS
 from fmsnb.fms_moves import Take, perform
 from fmsnb.quaternion import from_matrix, qmul
 
@@ -328,7 +328,7 @@ def generate(out_dir: str | Path, subjects: int, max_episodes: int, seed: int = 
     experts = np.array([p.experts for p in plans])
     return {"out_dir": str(out), "subjects": subjects, "episodes": len(plans),
             "files": 2 * len(plans), "frames": frames, "no_body_frames": no_body,
-            "grades": {g: int((grades == g).sum()) for g in (1, 2, 3)},
+            "grades": {g: int((grades == g).sum()) for g in GRADES},
             "expert_disagreements": int((experts.min(1) != experts.max(1)).sum()),
             "three_way_disagreements": int((np.sort(experts, 1) == [1, 2, 3]).all(1).sum()),
             "megabytes": round(total_bytes / 1e6, 1),

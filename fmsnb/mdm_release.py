@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fmsnb import atomic
 from fmsnb.diffusion import DiffusionConfig
 from fmsnb.mdm import MDM, MDMConfig, sinusoid
 from fmsnb.text import SIDE_SLOTS, SIDE_WORDS
-from fmsnb.train import CHECKPOINT_FORMAT, atomic_save, checkpoint_path
+from fmsnb.train import CHECKPOINT_FORMAT, checkpoint_path
 
 PREFIX = "mdm:"                   # how a command line names a release: mdm:/path/model000200000.pt
 ARGS_FILE = "args.json"
@@ -157,11 +158,7 @@ def load_release(path, model: MDMConfig, diffusion: DiffusionConfig) -> tuple[di
     if problems:
         raise ValueError(f"{path.parent / ARGS_FILE}: MDM's release does not fit the profile: "
                          + "; ".join(problems))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:        # the unpickler fails on junk in many ways
-        raise ValueError(f"{path}: not readable as a torch state dict "
-                         f"({type(err).__name__}: {err})") from None
+    state = atomic.torch_load(path, f"{path}: not readable as a torch state dict")
     if isinstance(state, dict):
         state = state.get("model_avg", state.get("model", state))
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -182,11 +179,11 @@ def write_checkpoint(path, run_dir, model: MDMConfig, diffusion: DiffusionConfig
     match = _STEP.search(Path(path).name)
     step = int(match.group(1)) if match else 0
     out = checkpoint_path(run_dir, step)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save({"format": CHECKPOINT_FORMAT, "step": step, "model": weights, "ema": None,
-                 "config": {"model": asdict(model), "diffusion": asdict(diffusion),
-                            "encoder": encoder.name, "encoder_key": encoder.key, "style": "none",
-                            "init_from": f"{PREFIX}{Path(path).resolve()}", "mdm_args": args},
-                 "mean": torch.from_numpy(np.asarray(mean, dtype=np.float32)),
-                 "std": torch.from_numpy(np.asarray(std, dtype=np.float32))}, out)
+    atomic.torch_save(
+        {"format": CHECKPOINT_FORMAT, "step": step, "model": weights, "ema": None,
+         "config": {"model": asdict(model), "diffusion": asdict(diffusion),
+                    "encoder": encoder.name, "encoder_key": encoder.key, "style": "none",
+                    "init_from": f"{PREFIX}{Path(path).resolve()}", "mdm_args": args},
+         "mean": torch.from_numpy(np.asarray(mean, dtype=np.float32)),
+         "std": torch.from_numpy(np.asarray(std, dtype=np.float32))}, out)
     return out

@@ -23,10 +23,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fmsnb import corpora, evaluate, quantitative, stages
-from fmsnb.captions import GRADES
 from fmsnb.config import Profile
 from fmsnb.dataset import MAX_LEN, read_split
-from fmsnb.fms import MOVEMENTS
+from fmsnb.fms import GRADES, MOVEMENTS
 from fmsnb.mdm import MDM, MDMConfig
 
 

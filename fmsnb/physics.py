@@ -63,11 +63,6 @@ MEASURES = {"foot skating (m/s)": foot_skating, "penetration (m)": ground_penetr
             "floating (m)": floating, "jerk (m/s^3)": jerk}
 
 
-def plausibility(motions: list[np.ndarray]) -> dict[str, float]:
-    """Each measure averaged over a set of motions, each joints (T_i, 22, 3)."""
-    return {name: float(np.mean([f(m) for m in motions])) for name, f in MEASURES.items()}
-
-
 def leg_length(joints: np.ndarray) -> float:
     """The body's leg length (m) from joints (T, 22, 3): the pelvis -> hip -> knee -> ankle bone
     path, averaged over both legs, median over the frames (a generated skeleton's bones may

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,12 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fmsnb import corpora, dataset, evaluate, metrics, physics, stages
+from fmsnb import atomic, corpora, dataset, evaluate, metrics, paper, physics, stages
 from fmsnb.config import Profile
 from fmsnb.evaluator import (Evaluator, EvaluatorConfig, WordVectorizer, load_published,
                              normalisation_problems, train_evaluator)
-from fmsnb.humanml3d import N_JOINTS, recover_joints
-from fmsnb.train import CHECKPOINT_RE, atomic_save
+from fmsnb.humanml3d import N_JOINTS
+from fmsnb.train import CHECKPOINT_RE
 
 EVALUATOR_FILE = "evaluator.pt"
 METRICS = ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity", "MModality")
@@ -36,7 +35,7 @@ METRICS = ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity", "MModality")
 BETTER = {"R@1": "higher", "R@2": "higher", "R@3": "higher", "FID": "lower", "MM-Dist": "lower",
           "Diversity": "ground truth", "MModality": None}
 GROUND_TRUTH = "Ground truth"
-# Row labels; the base and numerical ones match the paper's rows in `evaluate.PUBLISHED`.
+# Row labels; the base and numerical ones match the paper's rows in `paper.TABLE1`.
 ROW_LABELS = {stages.BASE: "Base MDM", "numerical": "Fine-tuned MDM (numerical)",
               "textual": "Fine-tuned MDM (textual)", "token": "Fine-tuned MDM (token)"}
 OURS, PAPERS = "this run", "paper (Table 1)"
@@ -96,7 +95,7 @@ def save_evaluator(ev: Evaluator, path, stamp: str) -> Path:
              "mean": torch.from_numpy(np.asarray(ev.mean, np.float32)),
              "std": torch.from_numpy(np.asarray(ev.std, np.float32)),
              "modules": {k: m.state_dict() for k, m in ev.modules().items()}}
-    atomic_save(state, path)
+    atomic.torch_save(state, path)
     return Path(path)
 
 
@@ -105,16 +104,16 @@ def load_evaluator(path) -> tuple[Evaluator, str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no saved evaluator at {path}")
+    bad = f"{path}: not a saved evaluator of this version"
+    state = atomic.torch_load(path, bad)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         words = WordVectorizer(state["vectors"].numpy(), state["index"])
         ev = Evaluator(words, state["mean"].numpy(), state["std"].numpy(), state["source"],
                        EvaluatorConfig(**state["cfg"]))
         for key, module in ev.modules().items():
             module.load_state_dict(state["modules"][key])
-    except (KeyError, TypeError, RuntimeError, OSError, ValueError, EOFError,
-            pickle.UnpicklingError) as e:
-        raise ValueError(f"{path}: not a saved evaluator of this version ({e})") from e
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:    # a dict of another layout
+        raise ValueError(f"{bad} ({e})") from e
     ev._eval()
     return ev, state["stamp"]
 
@@ -228,9 +227,9 @@ def _cell(value, digits: int) -> str:
 
 def t2m_frame(table: dict, published: dict | None = None, digits: int = 3) -> pd.DataFrame:
     """The paper's Table 1 layout: rows (source, model), columns R@1..MModality, our cells as
-    "mean ± 95% ci"; the paper's published means (`evaluate.PUBLISHED` by default) follow as
+    "mean ± 95% ci"; the paper's published means (`paper.TABLE1` by default) follow as
     rows whose source says they are the paper's. Missing values show as "—"."""
-    published = evaluate.PUBLISHED if published is None else published
+    published = paper.TABLE1 if published is None else published
     rows = [((OURS, name), r) for name, r in table["rows"].items()]
     rows += [((PAPERS, name), r) for name, r in published.items()]
     index = pd.MultiIndex.from_tuples([k for k, _ in rows], names=["source", "model"])
@@ -304,11 +303,6 @@ def split_joints(root, split: str) -> tuple[list[np.ndarray], list[tuple[str, st
         else:
             joints.append(j.astype(np.float64))
     return joints, skipped
-
-
-def to_joints(features: list[np.ndarray]) -> list[np.ndarray]:
-    """Global joints (T_i, 22, 3) of de-normalised features (T_i, 263)."""
-    return [recover_joints(f) for f in features]
 
 
 def plausibility_stats(motions: list[np.ndarray]) -> dict:

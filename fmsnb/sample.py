@@ -6,11 +6,11 @@ by default), in batches, from one seeded generator, and undoes the feature norma
 whose padding attends (`mask_padding=False`, MDM's release) samples every motion on the `max_len`
 canvas it was trained on, as MDM does; a model that masks padding samples each batch only as long
 as its longest motion, which gives the same motions at less cost.
-`to_joints` recovers the 22 global joints and `save_sample` writes a sample to disk as .npy files
-plus an animation; `write_folder` writes a set of samples into a folder it owns (a manifest,
-`samples.json`, lists its files) and never touches a folder holding anything else. Captions of
-the `numerical` and `textual` styles are conditioned by the caller (`captions.condition`),
-exactly as they were for training.
+`save_sample` writes a sample to disk as .npy files (its features, and the 22 global joints
+`humanml3d.recover_joints` recovers from them) plus an animation; `write_folder` writes a set of
+samples into a folder it owns (a manifest, `samples.json`, lists its files) and never touches a
+folder holding anything else. Captions of the `numerical` and `textual` styles are conditioned
+by the caller (`captions.condition`), exactly as they were for training.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fmsnb import atomic
-from fmsnb.captions import GRADES
+from fmsnb.fms import GRADES
 from fmsnb.humanml3d import FPS, recover_joints
 from fmsnb.render import animate as render_animation
 
@@ -133,19 +133,14 @@ def length_batches(lengths: list[int], batch_size: int, spread: float = LENGTH_S
     return batches
 
 
-def to_joints(features: np.ndarray) -> np.ndarray:
-    """Global joints (T, 22, 3) of features (T, 263) (`humanml3d.recover_joints`)."""
-    return recover_joints(features)
-
-
 def save_sample(out_dir, name: str, features: np.ndarray, joints: np.ndarray | None = None,
                 animate: bool = True, fps: float = FPS, progress: bool = False) -> dict[str, Path]:
     """Write NAME_features.npy (T, 263), NAME_joints.npy (T, 22, 3) and, with animate=True, the
     video NAME.mp4 (NAME.gif where mp4 encoding fails) under out_dir; returns the paths.
-    joints default to `to_joints(features)`."""
+    joints default to `recover_joints(features)`."""
     out_dir = Path(out_dir)
     features = np.asarray(features, dtype=np.float32)
-    joints = to_joints(features) if joints is None else np.asarray(joints, dtype=np.float32)
+    joints = recover_joints(features) if joints is None else np.asarray(joints, dtype=np.float32)
     if joints.shape != (len(features), 22, 3):
         raise ValueError(f"sample {name!r}: joints {joints.shape} do not match features "
                          f"{features.shape}; expected ({len(features)}, 22, 3)")

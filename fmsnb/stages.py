@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fmsnb import corpora, distributed, mdm_release
-from fmsnb.captions import GRADES, STYLES, check_grade, check_style, condition, movement_captions
+from fmsnb import atomic, corpora, distributed, mdm_release
+from fmsnb.captions import STYLES, check_grade, check_style, condition, movement_captions
 from fmsnb.align import read_fms_meta
 from fmsnb.config import Profile
 from fmsnb.dataset import MotionDataset, read_mean_std, read_split
-from fmsnb.fms import MOVEMENTS
+from fmsnb.fms import GRADES, MOVEMENTS
 from fmsnb.diffusion import GaussianDiffusion
 from fmsnb.mdm import MDM, MDMConfig
 from fmsnb.sample import generate
@@ -330,9 +330,7 @@ def generated_fms_set(cfg: Profile, name: str, progress: bool = True) -> dict:
     features = load_generator(cfg, name).generate_fms(
         list(movements), grades.tolist(), [lengths[m] for m in movements], seed=cfg.seed,
         progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, features=np.concatenate(features), lengths=[len(f) for f in features],
-             movements=movements, grades=grades, stamp=stamp)
-    tmp.replace(path)
+    atomic.write(path, lambda out: np.savez(out, features=np.concatenate(features),
+                                            lengths=[len(f) for f in features],
+                                            movements=movements, grades=grades, stamp=stamp))
     return {"features": features, "movements": movements, "grades": grades}

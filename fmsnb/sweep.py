@@ -30,10 +30,10 @@ import torch
 import yaml
 
 from fmsnb import atomic, corpora, evaluate, fitness, physics, quantitative, stages
-from fmsnb.captions import GRADES
 from fmsnb.classifier import GradeClassifier
 from fmsnb.config import Profile, with_values
 from fmsnb.dataset import read_split
+from fmsnb.fms import GRADES
 from fmsnb.humanml3d import recover_joints
 from fmsnb.train import SUMMARY_FILE
 

@@ -24,7 +24,7 @@ import random
 import re
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,7 +44,7 @@ from fmsnb.mdm import MDM, MDMConfig, set_text_gain, text_gain
 
 @dataclass
 class TrainConfig:
-    """The settings of one training run (the paper's are HP1, HP2 and FINETUNE below)."""
+    """The settings of one training run (the paper's are `paper.HP1`, `HP2` and `FINETUNE`)."""
     lr: float = 1e-4
     batch_size: int = 32
     weight_decay: float = 0.0
@@ -82,11 +82,6 @@ class TrainConfig:
         if problems:
             raise ValueError("bad TrainConfig: " + "; ".join(problems))
 
-
-# The paper's settings (supplementary, Training setup); profiles scale `steps` down.
-HP1 = TrainConfig(lr=1e-4, batch_size=32, steps=600_000, weight_decay=0.0)
-HP2 = TrainConfig(lr=3e-5, batch_size=8, steps=2_400_000, weight_decay=3e-6)
-FINETUNE = replace(HP2, steps=600_000)
 
 CHECKPOINT_FORMAT = "fmsnb-checkpoint-1"
 CHECKPOINT_RE = re.compile(r"^ckpt_(\d+)\.pt$")
@@ -279,12 +274,6 @@ def latest_checkpoint(run_dir) -> Path | None:
     return max(found)[1] if found else None
 
 
-def atomic_save(obj, path) -> None:
-    """torch.save to a temporary file in the same folder, synced, then renamed over `path`
-    (`atomic.write`): a crash mid-write leaves the previous file intact and no partial file."""
-    atomic.write(path, lambda f: torch.save(obj, f), fsync=True)
-
-
 def load_checkpoint(path) -> dict:
     """Read a checkpoint written by `train`; a missing, truncated or foreign file is an error
     naming it, and saying which earlier checkpoint beside it is intact, if one is."""
@@ -298,11 +287,7 @@ def load_checkpoint(path) -> dict:
 
 
 def _read_checkpoint(path: Path) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:        # the unpickler fails on junk in many ways (KeyError, ...)
-        raise ValueError(f"checkpoint {path} is truncated or corrupt "
-                         f"({type(err).__name__}: {err})") from err
+    ckpt = atomic.torch_load(path, f"checkpoint {path} is truncated or corrupt")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an fmsnb checkpoint (format {CHECKPOINT_FORMAT})")
     return ckpt
@@ -625,13 +610,13 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
 
     def save(step: int, elapsed: float, pending: list[torch.Tensor]) -> Path:
         path = checkpoint_path(run_dir, step)
-        atomic_save({"format": CHECKPOINT_FORMAT, "step": step, "seconds": elapsed,
-                     "pending_losses": torch.stack(pending).cpu() if pending else torch.empty(0),
-                     "model": model.state_dict(), "ema": ema.state_dict() if ema else None,
-                     "optimizer": optimizer.state_dict(), "rng": _rng_state(group),
-                     "config": run_config,
-                     "mean": torch.from_numpy(np.asarray(dataset.mean, dtype=np.float32)),
-                     "std": torch.from_numpy(np.asarray(dataset.std, dtype=np.float32))}, path)
+        atomic.torch_save(
+            {"format": CHECKPOINT_FORMAT, "step": step, "seconds": elapsed,
+             "pending_losses": torch.stack(pending).cpu() if pending else torch.empty(0),
+             "model": model.state_dict(), "ema": ema.state_dict() if ema else None,
+             "optimizer": optimizer.state_dict(), "rng": _rng_state(group), "config": run_config,
+             "mean": torch.from_numpy(np.asarray(dataset.mean, dtype=np.float32)),
+             "std": torch.from_numpy(np.asarray(dataset.std, dtype=np.float32))}, path)
         return path
 
     # A resumed log keeps the rows up to the checkpoint except a run-end row between two

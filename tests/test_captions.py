@@ -1,10 +1,8 @@
 """FMS captions and the grade-conditioning styles."""
-import numpy as np
 import pytest
 
-from fmsnb.captions import (GRADE_PHRASES, STYLES, SUBJECT, apply_style, caption_for, condition,
-                            movement_captions, plain_captions)
-from fmsnb.dataset import Caption
+from fmsnb.captions import (GRADE_PHRASES, STYLES, SUBJECT, condition, movement_captions,
+                            plain_captions)
 from fmsnb.fms import MOVEMENTS
 from fmsnb.humanml3d import mirror_caption
 
@@ -77,25 +75,3 @@ def test_unknown_style_grade_or_movement_raise_naming_the_allowed_values():
         movement_captions("m16")
     with pytest.raises(ValueError, match="does not start"):
         condition("someone squats", 1, "textual")
-    with pytest.raises(ValueError, match="out of range"):
-        caption_for("m01", 1, "none", 7)
-
-
-def test_caption_for_picks_a_paraphrase_and_tags_the_styled_text():
-    c = caption_for("m05", 3, "textual", 1)
-    assert c.text == condition(movement_captions("m05")[1], 3, "textual")
-    assert c.tokens[:4] == ["a/DET", "very/ADV", "athletic/ADJ", "person/NOUN"]
-    numerical = caption_for("m05", 1, "numerical", 0)
-    assert numerical.tokens[-2:] == ["fms/PROPN", "score/NOUN"]
-    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
-    draws = [caption_for("m07", 2, "none", rng_a).text for _ in range(20)]
-    assert draws == [caption_for("m07", 2, "none", rng_b).text for _ in range(20)]
-    assert set(draws) <= set(movement_captions("m07")) and len(set(draws)) > 1
-
-
-def test_apply_style_keeps_the_timing_and_retags():
-    stored = Caption(SQUAT, ["x/NOUN"], 0.5, 2.0)
-    styled = apply_style(stored, 1, "textual")
-    assert (styled.start, styled.end) == (0.5, 2.0)
-    assert styled.text.startswith("an injured person")
-    assert styled.tokens[:3] == ["an/DET", "injured/ADJ", "person/NOUN"]

@@ -61,6 +61,28 @@ def test_a_bad_profile_names_file_section_key_value_and_type(tmp_path, text, mes
     assert message in str(err.value)
 
 
+def test_an_unknown_section_or_key_is_refused_naming_file_and_key(tmp_path):
+    root = profile_with(tmp_path, "pretrian: {steps: 3}\n")
+    with pytest.raises(ValueError) as err:
+        load_profile("p", root=root)
+    assert str(err.value).startswith(f"{root / 'params' / 'p.yml'}: [top level] unknown key(s) "
+                                     "['pretrian'] for Profile; known: [")
+    root = profile_with(tmp_path, "bench: {model: {hedas: 2}}\n")
+    with pytest.raises(ValueError) as err:
+        load_profile("p", root=root)
+    assert str(err.value).startswith(f"{root / 'params' / 'p.yml'}: [bench.model] unknown "
+                                     "key(s) ['hedas'] for MDMConfig; known: [")
+
+
+def test_a_profile_named_unlike_its_file_is_refused_naming_both(tmp_path):
+    root = profile_with(tmp_path, "name: q\n")
+    with pytest.raises(ValueError) as err:
+        load_profile("p", root=root)
+    assert str(err.value) == (f"{root / 'params' / 'p.yml'}: name 'q' does not match the file "
+                              "name 'p'")
+    assert load_profile("p", root=profile_with(tmp_path, "name: p\n")).name == "p"
+
+
 def test_the_command_line_exits_2_on_a_bad_profile(tmp_path, monkeypatch, capsys):
     root = profile_with(tmp_path, "name: p\npretrain: {steps: twenty}\n")
     monkeypatch.setenv("FMSNB_ROOT", str(root))

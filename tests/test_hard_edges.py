@@ -181,7 +181,7 @@ def test_ctrl_c_during_training_says_where_the_last_checkpoint_is(run, tiny_repo
 
 
 def test_sigterm_during_a_checkpoint_save_leaves_no_temporary_file(run, tiny_repo, tmp_path):
-    # only atomic_save calls fsync: the second is ckpt_000000004.pt's, written but not renamed
+    # only atomic.torch_save calls fsync: the second is ckpt_000000004.pt's, written but not renamed
     code, err = signalled(tmp_path, signal.SIGTERM, "os:fsync", 2, "pretrain")
     models = stages.model_dir(cfg_of(tiny_repo), stages.BASE)
     assert code == 130 and "Traceback" not in err and "ckpt_000000002.pt; --resume" in err

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from fmsnb import evaluate, physics, quantitative as q
+from fmsnb import evaluate, paper, physics, quantitative as q
 from fmsnb.config import load_profile
 from fmsnb.dataset import Caption, MotionItem
 from fmsnb.evaluator import Evaluator, EvaluatorConfig, WordVectorizer
@@ -176,7 +176,7 @@ def test_t2m_frame_places_the_papers_rows_beside_ours():
     frame = q.t2m_frame(table)
     assert list(frame.columns) == list(q.METRICS)
     assert list(frame.index) == [(q.OURS, "Ground truth"), (q.OURS, "Base MDM"),
-                                 *[(q.PAPERS, name) for name in evaluate.PUBLISHED]]
+                                 *[(q.PAPERS, name) for name in paper.TABLE1]]
     ours = frame.loc[(q.OURS, "Base MDM")]
     mean, ci = table["rows"]["Base MDM"]["R@3"]
     assert ours["R@3"] == f"{mean:.3f} ± {ci:.3f}"

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from fmsnb.humanml3d import recover_joints
 from fmsnb.mdm import MDM
-from fmsnb.sample import generate, length_batches, save_sample, to_joints, write_folder
+from fmsnb.sample import generate, length_batches, save_sample, write_folder
 from fmsnb.text import CaptionCache
 from test_train import MAX_LEN, FakeEncoder, tiny_diffusion, tiny_model
 
@@ -38,7 +39,7 @@ def test_shapes_lengths_and_determinism():
     # Denormalised: the model's normalised output scaled by std and shifted by mean.
     raw = sample(captions, lengths, mean=np.zeros(263), std=np.ones(263))
     assert all(np.allclose(f, r * STD + MEAN, atol=1e-5) for f, r in zip(out, raw))
-    joints = to_joints(out[0])
+    joints = recover_joints(out[0])
     assert joints.shape == (40, 22, 3) and np.isfinite(joints).all()
 
 
@@ -130,7 +131,7 @@ def test_save_sample_writes_the_files(tmp_path, shared_data):
     expected = np.load(shared_data / "humanml3d" / "new_joints" / "012314.npy")[:8]
     assert np.allclose(np.load(paths["joints"]), expected, atol=1e-5)
     assert paths["animation"].stat().st_size > 0 and paths["animation"].stem == "walk"
-    only_npy = save_sample(tmp_path / "b", "x", features, to_joints(features), animate=False)
+    only_npy = save_sample(tmp_path / "b", "x", features, recover_joints(features), animate=False)
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["x_features.npy",
                                                                   "x_joints.npy"]
     assert "animation" not in only_npy

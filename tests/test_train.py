@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from fmsnb import train as T
+from fmsnb import atomic, train as T
 from fmsnb.dataset import Caption, MotionDataset, read_split, write_clip, write_mean_std, \
     write_splits
 from fmsnb.diffusion import DiffusionConfig, GaussianDiffusion
@@ -108,11 +108,7 @@ def test_batch_indices_cover_each_epoch_and_depend_only_on_step():
     assert not np.array_equal(T.batch_indices(1, 0, b, n), T.batch_indices(0, 0, b, n))
 
 
-def test_paper_presets_and_config_checks():
-    assert (T.HP1.lr, T.HP1.batch_size, T.HP1.steps, T.HP1.weight_decay) == (1e-4, 32, 600_000, 0)
-    assert (T.HP2.lr, T.HP2.batch_size, T.HP2.steps, T.HP2.weight_decay) == (3e-5, 8, 2_400_000,
-                                                                             3e-6)
-    assert T.FINETUNE == replace(T.HP2, steps=600_000)
+def test_train_config_checks_its_values():
     with pytest.raises(ValueError, match=r"batch_size must be >= 1.*ema_decay must be in"):
         T.TrainConfig(batch_size=0, ema_decay=1.5)
 
@@ -309,6 +305,15 @@ def test_grade_drop_shows_some_items_without_their_grade(split):
     assert all(torch.equal(plain[k]["motion"], it["motion"]) for k, it in zip(keys, items))
 
 
+def test_collate_items_stacks_the_items_and_masks_their_valid_frames(split):
+    items = T.ConditionedItems(MotionDataset(split, max_len=MAX_LEN), 0)
+    batch = T.collate_items([items[0, 0, 0], items[0, 1, 1]])
+    assert batch["motion"].shape == (2, MAX_LEN, 263)
+    assert batch["length"].dtype == torch.long and batch["mask"].dtype == torch.bool
+    assert batch["mask"].sum(dim=1).tolist() == batch["length"].tolist()
+    assert all(batch["mask"][i, :n].all() for i, n in enumerate(batch["length"]))
+
+
 def test_bf16_runs_the_forward_in_bfloat16_and_keeps_float32_weights(split, tmp_path):
     outputs = {}
     for bf16 in (False, True):
@@ -345,7 +350,7 @@ def test_a_checkpoint_older_than_a_train_setting_resumes_with_its_default(split,
     ckpt = T.load_checkpoint(path)
     for key in ("bf16", "compile"):                # written before these switches existed
         del ckpt["config"]["train"][key]
-    T.atomic_save(ckpt, path)
+    atomic.torch_save(ckpt, path)
     _, history = run(split, tmp_path, resume=True)
     assert [r["step"] for r in history] == [2, 4, 6]
     with pytest.raises(ValueError, match="bf16: False -> True"):
