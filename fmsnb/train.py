@@ -61,13 +61,15 @@ class TrainConfig:
     text_gain_cap: float = 1.0           # > 1: amplify caption differences (`mdm.text_gain`)
     balance_grades: bool = False         # fine-tuning: every grade equally often (`grade_pool`)
     grade_drop: float = 0.0              # fine-tuning: share of items shown without their grade
+    cond_lr_scale: float = 1.0           # ours: the condition's layers learn this much faster
     bf16: bool = False                   # forward pass under bfloat16 autocast (for GPUs)
     compile: bool = False                # the model's forward through torch.compile (for GPUs)
 
     def __post_init__(self):
         problems = [f"{k} must be >= {low}, got {getattr(self, k)}" for k, low in
                     (("batch_size", 1), ("steps", 0), ("checkpoint_every", 1), ("log_every", 1),
-                     ("num_workers", 0), ("lr", 0), ("weight_decay", 0), ("warmup", 0))
+                     ("num_workers", 0), ("lr", 0), ("weight_decay", 0), ("warmup", 0),
+                     ("cond_lr_scale", 0))
                     if getattr(self, k) < low]
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             problems.append(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
@@ -417,6 +419,22 @@ def _own_dropout(group: distributed.Group, seed: int, step: int, device: torch.d
         yield
 
 
+CONDITION_LAYERS = ("text_proj.", "word_pool.", "grade_emb.")
+
+
+def param_groups(model: MDM, cond_lr_scale: float = 1.0) -> list[dict]:
+    """The optimiser's parameter groups: one, or with cond_lr_scale != 1 the layers that read
+    the condition (caption projection, word pooling, grade embedding) apart, their learning
+    rate scaled. A fine-tune must learn what a caption's grade means mostly in those layers,
+    while the rest of the network already generates the movements."""
+    params = dict(model.named_parameters())
+    if cond_lr_scale == 1:
+        return [{"params": list(params.values())}]
+    cond = [n for n in params if n.startswith(CONDITION_LAYERS)]
+    return [{"params": [params[n] for n in params if n not in cond], "lr_scale": 1.0},
+            {"params": [params[n] for n in cond], "lr_scale": cond_lr_scale}]
+
+
 def train_step(model, diffusion, optimizer, motion, mask, text, grade=None,
                grad_clip: float | None = None, draws: dict | None = None,
                bf16: bool = False) -> torch.Tensor:
@@ -553,7 +571,8 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
     table = cache.get(captions).to(device)          # (n_captions, text_dim), row = text_id
 
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.cond_lr_scale), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
     run_config = _run_config(model, diffusion, cfg, cache.encoder, style, init_from)
     start, seconds_before = 0, 0.0
     if resume and latest is not None:
@@ -659,7 +678,7 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
                 draws = {k: v[share] for k, v in whole.items()}
             lr = lr_at(cfg, step)
             for param_group in optimizer.param_groups:
-                param_group["lr"] = lr
+                param_group["lr"] = lr * param_group.get("lr_scale", 1.0)
             with _own_dropout(group, cfg.seed, step, device):
                 loss = train_step(net, diffusion, optimizer, motion.to(device), mask.to(device),
                                   table[batch["text_id"].to(device)], grade, cfg.grad_clip,

@@ -366,3 +366,22 @@ def test_check_device_names_what_is_wrong():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="'cuda': this machine has no CUDA GPU"):
             T.check_device("cuda")
+
+
+def test_condition_layers_learn_at_their_own_rate(split, tmp_path):
+    model = tiny_model(n_grades=3)
+    groups = T.param_groups(model, 10.0)
+    cond = {id(p) for p in groups[1]["params"]}
+    named = dict(model.named_parameters())
+    assert cond == {id(p) for n, p in named.items()
+                    if n.startswith(("text_proj.", "grade_emb."))}
+    assert sum(len(g["params"]) for g in groups) == len(named) and groups[1]["lr_scale"] == 10
+    assert len(T.param_groups(model, 1.0)) == 1                     # old checkpoints resume
+    # A run with scale 1 moves every weight as before; scale 0 freezes the condition's layers.
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    frozen, _ = run(split, tmp_path / "frozen", replace(CFG, cond_lr_scale=0.0), model=model)
+    for name in ("text_proj.weight", "input_proj.weight"):
+        same = torch.equal(frozen.state_dict()[name], start[name])
+        assert same == (name == "text_proj.weight"), name
+    with pytest.raises(ValueError, match="cond_lr_scale must be >= 0"):
+        T.TrainConfig(cond_lr_scale=-1)
