@@ -19,7 +19,8 @@ key-padding mask instead, and `mask_padding=False` keeps MDM's behaviour for fai
 With `words` = L > 0 (ours) the text input also carries the encoder's per-token outputs, L rows
 of `word_dim` after the pooled embedding (`text.Words`); a learned attention pooling
 (`WordPool`) adds what it reads from them to the condition token, so that a grade's word or
-number, one token of a caption's fifteen, is not averaged away.
+number, one token of a caption's fifteen, is not averaged away; with `word_tokens` the rows
+instead join the sequence as tokens of their own, after the motion's, for every layer to attend.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ class MDMConfig:
     patch: int = 1                # frames per token; MDM: 1 (ours: > 1, see the docstring)
     words: int = 0                # ours: rows of the encoder's per-token outputs in `text`
     word_dim: int = 0             # width of one such row
+    word_tokens: bool = False     # ours: each row a token of the sequence, not pooled into one
 
 
 def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
@@ -77,7 +79,12 @@ class MDM(nn.Module):
         self.input_proj = nn.Linear(cfg.n_feats * cfg.patch, d)
         self.text_proj = nn.Linear(pooled, d)
         self.register_buffer("text_gain", torch.eye(pooled))
-        self.word_pool = WordPool(cfg.word_dim, d, cfg.heads) if cfg.words else None
+        self.word_pool = WordPool(cfg.word_dim, d, cfg.heads) if cfg.words and not \
+            cfg.word_tokens else None
+        if cfg.words and cfg.word_tokens:
+            self.word_norm, self.word_proj = nn.LayerNorm(cfg.word_dim), nn.Linear(cfg.word_dim, d)
+        else:
+            self.word_proj = None
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         # Index 0 is "no grade": the null condition and grade-less samples use it.
         self.grade_emb = nn.Embedding(cfg.n_grades + 1, d) if cfg.n_grades else None
@@ -117,8 +124,9 @@ class MDM(nn.Module):
         pooled = text.shape[1] - cfg.words * cfg.word_dim
         cond = (self.text_proj(text[:, :pooled] @ self.text_gain)
                 + self.time_mlp(sinusoid(t, cfg.latent_dim)))
+        words = text[:, pooled:].reshape(B, cfg.words, cfg.word_dim)
         if self.word_pool is not None:
-            cond = cond + self.word_pool(text[:, pooled:].reshape(B, cfg.words, cfg.word_dim))
+            cond = cond + self.word_pool(words)
         if grade is not None and self.grade_emb is None:
             raise ValueError("a grade was given but the model has n_grades=0 (no grade token)")
         if self.grade_emb is not None:
@@ -134,10 +142,20 @@ class MDM(nn.Module):
         seq = torch.cat([cond[:, None], self.input_proj(frames)], dim=1)    # (B, 1+n, d)
         seq = self.pos_drop(seq + sinusoid(torch.arange(n + 1, device=x_t.device),
                                            cfg.latent_dim))
-        pad = None
-        if cfg.mask_padding:       # True marks keys to ignore; the condition token is always kept
+        pad = torch.zeros(B, n + 1, dtype=torch.bool, device=x_t.device)   # True: ignore key
+        if cfg.mask_padding:                             # the condition token is always kept
             valid = nn.functional.pad(mask.bool(), (0, n * k - T)).reshape(B, n, k).any(-1)
-            pad = torch.cat([torch.zeros_like(valid[:, :1]), ~valid], dim=1)
+            pad[:, 1:] = ~valid
+        present = words.abs().sum(-1) > 0                                   # (B, L)
+        w = int(present.sum(1).max()) if self.word_proj is not None else 0
+        if w:
+            # Word tokens go after the motion tokens, which keep their positions, and only as
+            # many as the batch's longest caption has: what a motion gets does not depend on
+            # the captions it is batched with. The encoder's outputs already carry word order.
+            seq = torch.cat([seq, self.word_proj(self.word_norm(words[:, :w]))], dim=1)
+            pad = torch.cat([pad, ~present[:, :w]], dim=1)
+        if not pad.any():
+            pad = None
         # PyTorch's fused inference path attends through a masked softmax that makes a padded
         # batch about twice as slow on a CPU as the regular path (same numbers): skip it there.
         fast = torch.backends.mha.get_fastpath_enabled()
@@ -146,7 +164,7 @@ class MDM(nn.Module):
             out = self.encoder(seq, src_key_padding_mask=pad)
         finally:
             torch.backends.mha.set_fastpath_enabled(fast)
-        return self.output_proj(out[:, 1:]).reshape(B, n * k, F)[:, :T]
+        return self.output_proj(out[:, 1:n + 1]).reshape(B, n * k, F)[:, :T]
 
 
 class WordPool(nn.Module):

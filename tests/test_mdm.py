@@ -168,3 +168,21 @@ def test_word_pool_starts_silent_then_reads_the_words():
                                        drop=torch.ones(B, dtype=torch.bool)))
     with pytest.raises(ValueError, match="words 5 x word_dim 8"):
         tiny(text_dim=words * width, words=words, word_dim=width)
+
+
+def test_word_tokens_join_the_sequence_whatever_the_batch():
+    words, width = 6, 8
+    model = tiny(text_dim=TEXT + words * width, words=words, word_dim=width, word_tokens=True)
+    assert model.word_pool is None and model.word_proj is not None
+    x, t, text, mask = inputs()
+    rows = torch.randn(B, words, width)
+    rows[:, 4:] = 0                                     # every caption has 4 words
+    out = model(x, t, torch.cat([text, rows.flatten(1)], 1), mask)
+    longer = rows.clone()
+    longer[2, 4:] = torch.randn(2, width)               # another caption grows: the others keep
+    moved = model(x, t, torch.cat([text, longer.flatten(1)], 1), mask)
+    assert torch.allclose(moved[:2], out[:2], atol=1e-5) and not torch.allclose(moved[2], out[2])
+    alone = model(x[:1], t[:1], torch.cat([text, rows.flatten(1)], 1)[:1], mask[:1])
+    assert torch.allclose(alone, out[:1], atol=1e-5)
+    null = model(x, t, torch.zeros(B, model.cfg.text_dim), mask)
+    assert torch.isfinite(null).all() and null.shape == x.shape
