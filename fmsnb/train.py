@@ -325,7 +325,8 @@ def check_config(kind: str, saved: dict, current: dict, path, ignore=()) -> None
     diff = [d for d in config_differences(saved, current) if d.split(":")[0] not in ignore]
     if diff:
         raise ValueError(f"checkpoint {path} was saved with another {kind} config; differing "
-                         f"fields (checkpoint -> current): {'; '.join(diff)}")
+                         f"fields (checkpoint -> current): {'; '.join(diff)}. To train afresh "
+                         f"with the current settings, move {Path(path).parent} aside")
 
 
 def check_normalisation(ckpt: dict, dataset: MotionDataset, path) -> None:
