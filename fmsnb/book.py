@@ -154,12 +154,15 @@ def missing_data(cfg: Profile) -> list[str]:
 
     With a data root: `HumanML3D/` with the files `corpora` reads, and `FMS/` with a skeleton
     folder per configured view and the expert scores. With or without one: every optional file
-    the profile names (CLIP weights, the published evaluator's files), which must exist; a
-    relative one needs a data root to be found under.
+    the profile names (CLIP weights, the published evaluator's files, MDM's release and its
+    args.json), which must exist; a relative one needs a data root to be found under.
     """
     named = [("text.weights (CLIP weights)", cfg.text.weights)] if cfg.text.weights else []
     named += [(f"evaluator_files.{key}", value)
               for key, value in vars(cfg.evaluator_files).items() if value]
+    if cfg.mdm_release:
+        named += [("mdm_release (MDM's released model)", cfg.mdm_release),
+                  ("mdm_release's args.json", str(Path(cfg.mdm_release).with_name("args.json")))]
     missing, rootless = [], []
     for what, path in named:
         found = cfg.data_file(path)
@@ -205,6 +208,8 @@ def plan(cfg: Profile, chapters: list[Chapter], root: Path) -> str:
         f"  model:      MDM latent {m.latent_dim}, {m.layers} layers, {m.heads} heads, "
         f"feed-forward {m.ff_size}",
         f"  pretrain:   {pre.steps} steps, batch {pre.batch_size}, lr {pre.lr:g}",
+        f"  base:       " + (f"MDM's release {cfg.mdm_release} (fine-tunes start from it)"
+                             if cfg.mdm_release else "the pretrained model"),
         f"  finetune:   {fine.steps} steps, batch {fine.batch_size}, lr {fine.lr:g}, "
         f"styles {', '.join(cfg.styles)}",
         f"  fms:        views {', '.join(cfg.fms.views)}, {cfg.fms.policy} grades, "

@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--style", required=True, choices=[s for s in STYLES if s != "none"],
                    help="how the FMS grade reaches the model")
     p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
-                   help="the base model to start from instead of this run's pretrained one: an "
+                   help="the base model to start from instead of the run's (its pretrained one, "
+                        "or the profile's mdm_release): an "
                         "fmsnb checkpoint, or mdm:PATH for MDM's released model (PATH e.g. "
                         "humanml_trans_enc_512/model000200000.pt, its args.json beside it; "
                         "imported into runs/<profile>/models/mdm/); give it again with --resume")

@@ -117,6 +117,10 @@ class Profile:
     pretrain: TrainConfig = field(default_factory=TrainConfig)
     finetune: TrainConfig = field(default_factory=TrainConfig)
     styles: list = field(default_factory=lambda: ["numerical", "textual", "token"])
+    # MDM's released model (model<step>.pt, its args.json beside it; relative: under data_root)
+    # as the run's base: the fine-tunes start from it and Table 1's Base MDM row is it
+    # (`stages.base_checkpoint`). The run still pretrains its own base, chapter 03's model.
+    mdm_release: str | None = None
     # Styles fine-tuned at once, each in its own process with one torch thread
     # (`stages.finetune_styles`); 1: one after another in this process, with its threads.
     style_processes: int = 1

@@ -166,6 +166,13 @@ def load_release(path, model: MDMConfig, diffusion: DiffusionConfig) -> tuple[di
     return import_weights(state, model, str(path)), args
 
 
+def release_step(path) -> int:
+    """The training step a release's file name carries (model000200000.pt: 200000; else 0),
+    which names its imported checkpoint."""
+    match = _STEP.search(Path(path).name)
+    return int(match.group(1)) if match else 0
+
+
 def write_checkpoint(path, run_dir, model: MDMConfig, diffusion: DiffusionConfig, encoder,
                      mean: np.ndarray, std: np.ndarray) -> Path:
     """The release at `path` as an fmsnb checkpoint `run_dir/ckpt_<its step>.pt` (written
@@ -176,8 +183,7 @@ def write_checkpoint(path, run_dir, model: MDMConfig, diffusion: DiffusionConfig
         raise ValueError(f"MDM's release reads CLIP ViT-B/32 caption features; the profile's text "
                          f"encoder is {encoder.name!r} (set text.encoder: clip)")
     weights, args = load_release(path, model, diffusion)
-    match = _STEP.search(Path(path).name)
-    step = int(match.group(1)) if match else 0
+    step = release_step(path)
     out = checkpoint_path(run_dir, step)
     atomic.torch_save(
         {"format": CHECKPOINT_FORMAT, "step": step, "model": weights, "ema": None,

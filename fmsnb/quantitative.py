@@ -189,13 +189,16 @@ class FirstCall:
 
 
 def trained_steps(cfg: Profile) -> dict[str, int]:
-    """The step of every model's latest checkpoint. Fails with the stage's error when a model
-    has none, and with a ValueError when one stopped short of the profile's steps: a table of
-    half-trained models would otherwise pass for the finished ones."""
+    """The step of every model's checkpoint (`stages.model_checkpoint`; an imported MDM
+    release's is its own training step). Fails with the stage's error when a model has none,
+    and with a ValueError when one trained here stopped short of the profile's steps: a table
+    of half-trained models would otherwise pass for the finished ones."""
     steps = {}
     for name in stages.model_names(cfg):
-        path = stages.trained_checkpoint(cfg, name)
+        path = stages.model_checkpoint(cfg, name)
         steps[name] = int(CHECKPOINT_RE.match(path.name).group(1))
+        if name == stages.BASE and cfg.mdm_release:
+            continue
         planned = (cfg.pretrain if name == stages.BASE else cfg.finetune).steps
         if steps[name] < planned:
             raise ValueError(f"{path}: model {name!r} has trained {steps[name]} of the profile's "

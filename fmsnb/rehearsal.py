@@ -17,7 +17,10 @@ shapes (`EVALUATOR_SHAPES`, written from the release's layout, not from `fmsnb.e
 drift of our modules from it fails to load) and random weights; its normalisation
 `t2m/Comp_v6_KLD01/meta/{mean,std}.npy`, related to Std.npy as the released files are; and the
 GloVe vocabulary `glove/our_vab_{data.npy,words.pkl,idx.pkl}` over every word of the project's
-captions. Numbers computed on it mean nothing. The root is written whole (a temporary folder
+captions; and MDM's released model `mdm/humanml_trans_enc_512/model000200000.pt` with its
+`args.json`, a state dict in MDM's names and shapes (written from MDM's modules, not from
+`fmsnb.mdm`, so that the import is what reads it) at the rehearsal's width and depth, random
+weights. Numbers computed on it mean nothing. The root is written whole (a temporary folder
 renamed into place, `corpora.made`) and reused while its settings are unchanged; a non-empty
 folder that is not a rehearsal root is refused. `python -m fmsnb.rehearsal DIR` writes one.
 """
@@ -44,13 +47,28 @@ from fmsnb.pos import LEXICON, tag
 from fmsnb.text import VIT_B32, clip_parts
 
 FIXTURE = "rehearsal"
-FORMAT = 1                     # bump when the written files change, so old roots are rewritten
+FORMAT = 2                     # bump when the written files change, so old roots are rewritten
 HUMANML3D, FMS = "HumanML3D", "FMS"
 CLIP_FILE = "clip/ViT-B-32.pt"
 EVALUATOR_FILE = "t2m/text_mot_match/model/finest.tar"
 EVALUATOR_MEAN = "t2m/Comp_v6_KLD01/meta/mean.npy"
 EVALUATOR_STD = "t2m/Comp_v6_KLD01/meta/std.npy"
 GLOVE_DIR = "glove"
+MDM_FILE = "mdm/humanml_trans_enc_512/model000200000.pt"
+# The release's args.json with the rehearsal's width, depth and diffusion steps (MDM's: 512, 8,
+# 1000); the rest as MDM's training script writes it for humanml_trans_enc_512.
+MDM_ARGS = {"arch": "trans_enc", "batch_size": 64, "cond_mask_prob": 0.1, "cuda": True,
+            "data_dir": "", "dataset": "humanml", "device": 0, "diffusion_steps": 10,
+            "emb_trans_dec": False, "eval_batch_size": 32, "eval_during_training": False,
+            "eval_num_samples": 1000, "eval_rep_times": 3, "eval_split": "test",
+            "lambda_fc": 0.0, "lambda_rcxyz": 0.0, "lambda_vel": 0.0, "latent_dim": 32,
+            "layers": 1, "log_interval": 1000, "lr": 0.0001, "lr_anneal_steps": 0,
+            "noise_schedule": "cosine", "num_frames": 60, "num_steps": 600000,
+            "overwrite": False, "resume_checkpoint": "",
+            "save_dir": "./save/humanml_trans_enc_512", "save_interval": 50000, "seed": 10,
+            "sigma_small": True, "train_platform_type": "NoPlatform", "unconstrained": False,
+            "weight_decay": 0.0}
+MDM_POSITIONS = 5000           # rows of MDM's PositionalEncoding table (its max_len)
 CLIPS_PER_ACTION = 10          # 130 clips + 130 mirrored; the test split holds > 32 items
 SUBJECTS = 6                   # the FMS subject split needs one for val and one for test
 # The smallest vision tower CLIP builds: a 32 px image of one 32 px patch, one layer of width 64
@@ -196,12 +214,47 @@ def write_glove(folder: Path, seed: int = 0) -> WordVectorizer:
     return words
 
 
+def _mdm_positional(rows: int, d: int) -> torch.Tensor:
+    """MDM's PositionalEncoding buffer `pe` (rows, 1, d): sin on even columns, cos on odd."""
+    position = np.arange(rows, dtype=np.float64)[:, None]
+    angle = position * np.exp(np.arange(0, d, 2) * (-math.log(10000.0) / d))
+    table = np.zeros((rows, d))
+    table[:, 0::2], table[:, 1::2] = np.sin(angle), np.cos(angle)
+    return torch.tensor(table, dtype=torch.float32)[:, None]
+
+
+def write_mdm_release(path: Path, args: dict = MDM_ARGS, seed: int = 0) -> Path:
+    """MDM's released model file at `path` and `args.json` beside it: the state dict MDM's
+    training loop saves (its `clip_model.*` entries removed), built from the modules MDM's
+    trans_enc model holds for HumanML3D (263 features, CLIP's 512-d text, 4 heads, feed-forward
+    1024, GELU) at args' latent_dim and layers, PyTorch's initial weights; the positional
+    table under both of its owners, as in the release."""
+    d, n = args["latent_dim"], args["layers"]
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        layer = torch.nn.TransformerEncoderLayer(d, 4, 1024, 0.1, "gelu")
+        modules = {"input_process.poseEmbedding": torch.nn.Linear(263, d),
+                   "embed_timestep.time_embed": torch.nn.Sequential(
+                       torch.nn.Linear(d, d), torch.nn.SiLU(), torch.nn.Linear(d, d)),
+                   "embed_text": torch.nn.Linear(512, d),
+                   "seqTransEncoder": torch.nn.TransformerEncoder(
+                       layer, n, enable_nested_tensor=False),
+                   "output_process.poseFinal": torch.nn.Linear(d, 263)}
+    state = {f"{name}.{key}": value for name, module in modules.items()
+             for key, value in module.state_dict().items()}
+    pe = _mdm_positional(MDM_POSITIONS, d)
+    state |= {"sequence_pos_encoder.pe": pe, "embed_timestep.sequence_pos_encoder.pe": pe}
+    path = atomic.write(path, lambda f: torch.save(state, f))
+    atomic.write_text(path.parent / "args.json", json.dumps(args, indent=4, sort_keys=True))
+    return path
+
+
 README = """REHEARSAL DATA ROOT: NOT HUMANML3D, NOT THE FMS DATASET, NOT CLIP, NOT T2M'S EVALUATOR
 
 Written by fmsnb.rehearsal (format {format}, seed {seed}) in the exact on-disk formats of those
 releases, so that the `rehearsal` profile runs every code path of `full`. The motions are
-procedural (fmsnb.standin, fmsnb.fms_standin); CLIP, the evaluator and the word vectors hold
-random weights. Numbers computed on it say that the pipeline runs, nothing else.
+procedural (fmsnb.standin, fmsnb.fms_standin); CLIP, the evaluator, the word vectors and MDM's
+model hold random weights. Numbers computed on it say that the pipeline runs, nothing else.
 """
 
 
@@ -229,12 +282,13 @@ def write_data_root(root, clips_per_action: int = CLIPS_PER_ACTION, subjects: in
         write_clip_weights(tmp / CLIP_FILE, seed)
         write_evaluator(tmp, *read_mean_std(tmp / HUMANML3D), seed=seed)
         write_glove(tmp / GLOVE_DIR, seed)
+        write_mdm_release(tmp / MDM_FILE, seed=seed)
         (tmp / "README.txt").write_text(README.format(format=FORMAT, seed=seed))
     return corpora.made(root, settings, write)
 
 
 def sizes(root: Path) -> dict[str, int]:
-    """Bytes under each top-level part of a data root (HumanML3D, FMS, clip, t2m, glove)."""
+    """Bytes under each top-level part of a data root (HumanML3D, FMS, clip, t2m, glove, mdm)."""
     return {part.name: sum(f.stat().st_size for f in part.rglob("*") if f.is_file())
             for part in sorted(Path(root).iterdir()) if part.is_dir()}
 

@@ -8,14 +8,17 @@ re-running a chapter continues or reuses training instead of repeating it. `Gene
 trained model for sampling: free captions for the T2M metrics, and (movement, grade) requests,
 captioned the way that model was trained, for the FMS chapters. A fine-tune may instead start
 from another checkpoint, or from MDM's released model (`mdm_release`), imported into
-`models/mdm/`. The notebooks and the command line call these same functions.
+`models/mdm/`; a profile that names the release (`mdm_release:`) makes it the run's base model
+(`base_checkpoint`): the fine-tunes start from it and the base model's samples, Table 1's Base
+MDM row among them, are its, while pretraining still trains `models/base/`. The notebooks and
+the command line call these same functions.
 """
 from __future__ import annotations
 
 import multiprocessing
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +35,8 @@ from fmsnb.diffusion import GaussianDiffusion
 from fmsnb.mdm import MDM, MDMConfig
 from fmsnb.sample import generate
 from fmsnb.text import CaptionCache, SideWords, Words, encoder_dim, load_encoder
-from fmsnb.train import (LOSS_FILE, latest_checkpoint, load_checkpoint, load_model, read_grades,
-                         train)
+from fmsnb.train import (LOSS_FILE, checkpoint_path, latest_checkpoint, load_checkpoint, load_model,
+                         read_grades, train)
 
 BASE = "base"
 MDM_RELEASE = "mdm"      # the folder of MDM's released model, imported to fine-tune from
@@ -113,19 +116,62 @@ def pretrain(cfg: Profile, progress: bool = True, device=None) -> list[dict]:
 
 def imported_release(cfg: Profile, path, encoder, progress: bool = True) -> Path:
     """MDM's released model at `path` (`mdm_release`), written as an fmsnb checkpoint into
-    `models/mdm/` with the HumanML3D corpus's Mean/Std, which MDM trained it with; its path."""
+    `models/mdm/` with the HumanML3D corpus's Mean/Std, which MDM trained it with; its path.
+    An import of the same file, newer than it, with the same model, diffusion and encoder, is
+    reused."""
+    path = Path(path).expanduser()
+    model = model_config(cfg, encoder.dim)
+    out = checkpoint_path(model_dir(cfg, MDM_RELEASE), mdm_release.release_step(path))
+    if out.is_file() and path.is_file() and out.stat().st_mtime >= path.stat().st_mtime:
+        saved = load_checkpoint(out)["config"]
+        if (saved.get("init_from"), saved["model"], saved["diffusion"], saved["encoder_key"]) \
+                == (f"{mdm_release.PREFIX}{path.resolve()}", asdict(model),
+                    asdict(cfg.diffusion), encoder.key):
+            return out
     mean, std = read_mean_std(corpora.humanml3d_root(cfg, progress))
-    return mdm_release.write_checkpoint(path, model_dir(cfg, MDM_RELEASE),
-                                        model_config(cfg, encoder.dim), cfg.diffusion, encoder,
-                                        mean, std)
+    return mdm_release.write_checkpoint(path, model_dir(cfg, MDM_RELEASE), model, cfg.diffusion,
+                                        encoder, mean, std)
+
+
+def release_file(cfg: Profile) -> Path | None:
+    """The MDM release the profile names as its base (`mdm_release`; a relative path is under
+    the data root), or None when it names none."""
+    if not cfg.mdm_release:
+        return None
+    path = cfg.data_file(cfg.mdm_release)
+    if path is None:
+        raise ValueError(f"params/{cfg.name}.yml: mdm_release {cfg.mdm_release!r} is relative to "
+                         "the data root, and no --data-root was given")
+    return path
+
+
+def base_checkpoint(cfg: Profile, encoder=None, progress: bool = False) -> Path:
+    """The run's base model: MDM's release imported into `models/mdm/` when the profile names
+    one (`release_file`; imported on first use with `encoder`, default the profile's), else
+    the latest checkpoint pretrained in `models/base/`."""
+    release = release_file(cfg)
+    if release is None:
+        return trained_checkpoint(cfg, BASE)
+    return imported_release(cfg, release, encoder or text_cache(cfg).encoder, progress)
+
+
+def describe_base(cfg: Profile) -> str:
+    """The run's base model in words, for the chapters: MDM's release (imported on first use,
+    as `base_checkpoint`) or the model pretrained in this run."""
+    release = release_file(cfg)
+    if release is None:
+        return f"the base model pretrained in this run (`{model_dir(cfg, BASE)}`)"
+    return (f"MDM's released model `{release}` (the profile's `mdm_release`), imported as "
+            f"`{base_checkpoint(cfg)}`")
 
 
 def finetune(cfg: Profile, style: str, progress: bool = True,
              init_from: str | None = None, device=None) -> list[dict]:
     """Fine-tune (or continue fine-tuning) a base model on the FMS corpus with one style.
 
-    The base is the run's pretrained model, or `init_from`: an fmsnb checkpoint's path, or
-    "mdm:PATH" for MDM's released model (`imported_release`). The FMS clips are normalised
+    The base is the run's (`base_checkpoint`: the pretrained model, or the release the profile
+    names), or `init_from`: an fmsnb checkpoint's path, or "mdm:PATH" for MDM's released model
+    (`imported_release`). The FMS clips are normalised
     with the base model's own mean/std: the model reads features in the representation it was
     pretrained on, whatever corpus they come from. device: as for `pretrain`; under torchrun
     rank 0 imports the release and makes the corpora, the others then read them.
@@ -133,6 +179,8 @@ def finetune(cfg: Profile, style: str, progress: bool = True,
     if style == "none":
         raise ValueError("style 'none' is the base model's; fine-tune with one of "
                          f"{[s for s in STYLES if s != 'none']}")
+    if init_from is None and cfg.mdm_release:
+        init_from = f"{mdm_release.PREFIX}{release_file(cfg)}"
     # A missing base model is reported before the text encoder loads.
     base = trained_checkpoint(cfg, BASE) if init_from is None else None
     group = distributed.current()
@@ -192,7 +240,7 @@ def finetune_styles(cfg: Profile, styles: list[str], progress: bool = True) -> d
     workers = style_workers(cfg, styles)
     if workers <= 1:
         return {style: finetune(cfg, style, progress) for style in styles}
-    trained_checkpoint(cfg, BASE)                      # what every worker needs, made once here
+    base_checkpoint(cfg, progress=progress)            # what every worker needs, made once here
     corpora.fms_corpus_root(cfg, progress)
     context = multiprocessing.get_context("spawn")     # a fresh interpreter: no forked threads
     waiting, running, logs = list(styles), {}, {}
@@ -290,16 +338,25 @@ class Generator:
         return self.generate(captions, lengths, seed, token, progress, plain)
 
 
-def load_generator(cfg: Profile, name: str, device=None) -> Generator:
-    """Model `name` (`base` or a style) from its latest checkpoint (EMA weights if any);
-    "<style>+gg" is that style's model sampled with grade guidance `sampling.grade_guidance`."""
+def model_checkpoint(cfg: Profile, name: str, encoder=None) -> Path:
+    """The checkpoint model `name` samples from: the run's base (`base_checkpoint`) for
+    `base`, a style's latest fine-tuned checkpoint otherwise."""
+    return base_checkpoint(cfg, encoder) if name == BASE else trained_checkpoint(cfg, name)
+
+
+def load_generator(cfg: Profile, name: str, device=None, checkpoint=None) -> Generator:
+    """Model `name` (`base` or a style) from `checkpoint`, default `model_checkpoint` (EMA
+    weights if any); "<style>+gg" is that style's model sampled with grade guidance
+    `sampling.grade_guidance`. A checkpoint given is how chapter 03 samples the base it
+    pretrained when the profile's base is MDM's release."""
     guided = name.endswith(GUIDED)
     name = name.removesuffix(GUIDED)
     if guided and name == BASE:
         raise ValueError("the base model has no grade to guide")
-    model, diffusion, ckpt = load_model(trained_checkpoint(cfg, name), device=device)
-    style = "none" if name == BASE else name
     cache = text_cache(cfg)
+    model, diffusion, ckpt = load_model(checkpoint or model_checkpoint(cfg, name, cache.encoder),
+                                        device=device)
+    style = "none" if name == BASE else name
     if cache.encoder.dim != model.cfg.text_dim:
         raise ValueError(f"model {name} expects {model.cfg.text_dim}-d text embeddings but the "
                          f"profile's encoder {cfg.text.encoder!r} gives {cache.encoder.dim}-d")
@@ -315,8 +372,9 @@ def generated_fms_set(cfg: Profile, name: str, progress: bool = True) -> dict:
     `runs/<profile>/generated/<name>.npz` and reused while the model and settings are unchanged.
     """
     path = cfg.run_dir / "generated" / f"{name}.npz"
-    checkpoint = trained_checkpoint(cfg, name.removesuffix(GUIDED))
-    stamp = f"{checkpoint.name}|{cfg.generation.per_cell}|{cfg.sampling}|{cfg.seed}"
+    checkpoint = model_checkpoint(cfg, name.removesuffix(GUIDED))
+    stamp = (f"{checkpoint.parent.name}/{checkpoint.name}|{cfg.generation.per_cell}|"
+             f"{cfg.sampling}|{cfg.seed}")
     if path.is_file():
         saved = np.load(path)
         if str(saved["stamp"]) == stamp:

@@ -99,14 +99,16 @@ def train_minutes(cfg: Profile, name: str) -> float:
 
 
 def probe_base(cfg: Profile, progress: bool = False) -> dict:
-    """R@3 and FID of the base model on `evaluation.samples` test captions, with the same for
-    real test clips beside them (`evaluate.t2m_table`, one replication, no multimodality: a
-    quick reading, not Table 1)."""
+    """R@3 and FID of the base model the variant pretrained (not a profile's MDM release) on
+    `evaluation.samples` test captions, with the same for real test clips beside them
+    (`evaluate.t2m_table`, one replication, no multimodality: a quick reading, not Table 1)."""
     items = read_split(corpora.humanml3d_root(cfg, False), "test").items
     protocol = dataclasses.replace(cfg.evaluation, replications=1, allow_smaller=True)
+    base = stages.load_generator(cfg, stages.BASE,
+                                 checkpoint=stages.trained_checkpoint(cfg, stages.BASE))
     rows = evaluate.t2m_table(quantitative.get_evaluator(cfg, progress), items,
-                              {"base": stages.load_generator(cfg, stages.BASE).generate},
-                              protocol, progress, multimodality_too=False)["rows"]
+                              {"base": base.generate}, protocol, progress,
+                              multimodality_too=False)["rows"]
     return {f"{label}_{metric}": rows[row][metric][0] for label, row in
             (("real", "Ground truth"), ("base", "base")) for metric in ("R@3", "FID")}
 

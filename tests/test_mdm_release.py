@@ -1,16 +1,17 @@
 """Tests of importing MDM's released model (issue 12, section 3): a state dict written in MDM's
 names and shapes (random weights, a narrow model) gives our model MDM's forward pass exactly;
 every setting and shape that does not fit is an error saying what; the command line fine-tunes
-from it with --init-from mdm:PATH."""
+from it with --init-from mdm:PATH, and a profile naming it (`mdm_release`) makes it the base."""
 import json
 import math
+import os
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from fmsnb import mdm_release as R, stages
+from fmsnb import book, mdm_release as R, quantitative, stages
 from fmsnb.cli import main
 from fmsnb.config import load_profile
 from fmsnb.diffusion import DiffusionConfig
@@ -221,3 +222,41 @@ def test_finetune_starts_from_the_release_on_the_command_line(tmp_path, referenc
     assert tuned["config"]["init_from"] == str(imported) and tuned["step"] == 2
     assert tuned["config"]["model"]["n_grades"] == 3             # the token style grew its grade
     np.testing.assert_array_equal(tuned["std"].numpy(), ckpt["std"].numpy())   # HumanML3D's
+
+
+def test_a_profile_naming_the_release_makes_it_the_runs_base(tmp_path, reference, monkeypatch):
+    release = write_release(tmp_path / "humanml_trans_enc_512", reference)
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "mdmbase.yml").write_text(
+        PROFILE.replace("mdmtiny", "mdmbase") + f"mdm_release: {release}\n")
+    monkeypatch.setenv("FMSNB_ROOT", str(tmp_path))
+    monkeypatch.delenv("FMSNB_RUNS", raising=False)
+    monkeypatch.setattr(stages, "text_cache", lambda cfg: CaptionCache(FakeClip()))
+    cfg = load_profile("mdmbase")
+    assert book.missing_data(cfg) == []              # the release and its args.json are there
+    with pytest.raises(FileNotFoundError, match="pretrain"):
+        stages.trained_checkpoint(cfg, stages.BASE)  # nothing pretrained in this run ...
+    assert stages.finetune(cfg, "token", progress=False)[-1]["step"] == 2    # ... not needed
+    imported = tmp_path / "runs" / "mdmbase" / "models" / "mdm" / "ckpt_000200000.pt"
+    tuned = load_checkpoint(stages.trained_checkpoint(cfg, "token"))
+    assert tuned["config"]["init_from"] == str(imported)
+    assert stages.base_checkpoint(cfg) == imported
+    assert f"`{release}`" in stages.describe_base(cfg)
+    written = imported.stat().st_mtime_ns
+    assert stages.base_checkpoint(cfg) == imported and imported.stat().st_mtime_ns == written
+    os.utime(release, ns=(written + 10**9, written + 10**9))    # a newer release: imported again
+    assert stages.base_checkpoint(cfg) == imported and imported.stat().st_mtime_ns > written
+
+    base = stages.load_generator(cfg, stages.BASE)   # Table 1's Base MDM row samples MDM's model
+    ours, theirs = both(base.model, reference, torch.randn(3, 512))
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    assert quantitative.trained_steps(cfg) == {"base": 200000, "token": 2}
+
+    (tmp_path / "params" / "nofile.yml").write_text(
+        PROFILE.replace("mdmtiny", "nofile") + "mdm_release: mdm/model000200000.pt\n")
+    relative = load_profile("nofile", str(tmp_path / "data"))
+    lacking = book.missing_data(relative)
+    assert f"{tmp_path / 'data' / 'mdm' / 'model000200000.pt'}: missing (mdm_release" in \
+        " ".join(lacking) and any("mdm/args.json: missing" in line for line in lacking)
+    with pytest.raises(ValueError, match="mdm_release 'mdm/model000200000.pt' is relative"):
+        stages.base_checkpoint(load_profile("nofile"))

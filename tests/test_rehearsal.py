@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from fmsnb import book, corpora, dataset, fms, quantitative, rehearsal, text
+from fmsnb import book, corpora, dataset, fms, mdm_release, quantitative, rehearsal, stages, text
 from fmsnb.captions import plain_captions
 from fmsnb.config import load_profile
 from fmsnb.evaluator import WordVectorizer, normalisation_problems
 from fmsnb.humanml3d import FPS, mirror_caption
+from fmsnb.mdm import MDM
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = re.compile(r"M?\d{6}")
@@ -171,6 +172,7 @@ def test_rehearsal_profile_takes_the_full_profiles_code_paths(cfg, data_root, ca
     assert (cfg.evaluator_files.glove, cfg.evaluator_files.mean, cfg.evaluator_files.std) == \
            (rehearsal.GLOVE_DIR, rehearsal.EVALUATOR_MEAN, rehearsal.EVALUATOR_STD)
     for part, key in (("model", "mask_padding"), ("model", "patch"), ("model", "dropout"),
+                      ("model", "heads"), ("model", "ff_size"), ("model", "max_len"),
                       ("sampling", "sampler"), ("sampling", "guidance"), ("fms", "views"),
                       ("fms", "mirror"), ("evaluation", "replications"), ("pretrain", "lr"),
                       ("pretrain", "batch_size"), ("pretrain", "weight_decay"), ("text",
@@ -182,6 +184,25 @@ def test_rehearsal_profile_takes_the_full_profiles_code_paths(cfg, data_root, ca
     assert cfg.model.mask_padding is False and cfg.sampling.sampler == "ddpm"
     assert book.dry_run("rehearsal", str(data_root), REPO) == 0
     assert "everything is in place" in capsys.readouterr().out
+
+
+def test_mdm_release_is_what_the_import_reads_for_the_profile(cfg, data_root):
+    path = data_root / rehearsal.MDM_FILE
+    assert stages.release_file(cfg) == path
+    state = torch.load(path, weights_only=True)
+    assert not any(k.startswith("clip_model.") for k in state)     # MDM saves without CLIP
+    assert {k.split(".layers.")[0] if ".layers." in k else k.rsplit(".", 1)[0]
+            for k in state} == {"input_process.poseEmbedding", "embed_timestep.time_embed.0",
+                                "embed_timestep.time_embed.2", "embed_text", "seqTransEncoder",
+                                "output_process.poseFinal", "sequence_pos_encoder",
+                                "embed_timestep.sequence_pos_encoder"}
+    d = cfg.model.latent_dim
+    assert state["seqTransEncoder.layers.0.linear1.weight"].shape == (1024, d)
+    assert state["embed_text.weight"].shape == (d, 512)
+    assert state["sequence_pos_encoder.pe"].shape == (rehearsal.MDM_POSITIONS, 1, d)
+    model = stages.model_config(cfg, text.encoder_dim(cfg.text.encoder, cfg.text.side_words))
+    weights, args = mdm_release.load_release(path, model, cfg.diffusion)
+    assert args == rehearsal.MDM_ARGS and weights.keys() == MDM(model).state_dict().keys()
 
 
 def test_writer_reuses_its_root_and_refuses_other_folders(data_root, tmp_path):
