@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make book   execute every notebook (profile $(PROFILE)) and build the HTML book
-#   make test   unit tests plus every notebook executed with the smoke profile (what CI runs)
+#   make test   unit tests plus every notebook executed with the smoke profile and with the
+#               rehearsal profile on a format-exact data root (what CI runs)
 PROFILE ?= default
 DATA_ROOT ?=
 DRYRUN ?=

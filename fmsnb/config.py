@@ -138,6 +138,10 @@ class Profile:
     def __post_init__(self):
         if self.style_processes < 1:
             raise ValueError(f"style_processes must be >= 1, got {self.style_processes}")
+        # Checked whatever the sampler: the performance chapter samples with DDIM regardless.
+        if not 1 <= self.sampling.steps <= self.diffusion.steps:
+            raise ValueError(f"sampling.steps (DDIM steps) must lie in 1..diffusion.steps = "
+                             f"{self.diffusion.steps}, got {self.sampling.steps}")
 
     @property
     def run_dir(self) -> Path:

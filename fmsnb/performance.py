@@ -262,7 +262,7 @@ def sampler_quality(cfg: Profile, replications: int = 2, progress: bool = False)
     """Is the book's fast sampler as good as MDM's? The base model answers the same test
     captions (`evaluation.samples` a replication, `replications` draws) with the profile's DDIM
     sampler and with MDM's ancestral sampler over every diffusion step: Table 1's metrics
-    (`evaluate.t2m_table`, without multimodality) of both in the stand-in evaluator's space,
+    (`evaluate.t2m_table`, without multimodality) of both in the run's evaluator's space,
     each a (mean, 95% half-width) over the draws, beside the real clips, and the sampling
     seconds per motion of each sampler."""
     ev = quantitative.get_evaluator(cfg, progress)

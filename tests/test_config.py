@@ -49,6 +49,8 @@ BAD_PROFILES = [
     ("model: {latent_dim: [}", "not valid YAML"),
     ("- model\n- pretrain", "a profile is a mapping of sections"),
     ("pretrain: {stpes: 3}", "[pretrain] unknown key(s) ['stpes']"),
+    ("diffusion: {steps: 10}\nsampling: {sampler: ddpm}",          # DDIM's default 50 steps
+     "[top level] sampling.steps (DDIM steps) must lie in 1..diffusion.steps = 10, got 50"),
 ]
 
 
