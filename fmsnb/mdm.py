@@ -142,20 +142,21 @@ class MDM(nn.Module):
         seq = torch.cat([cond[:, None], self.input_proj(frames)], dim=1)    # (B, 1+n, d)
         seq = self.pos_drop(seq + sinusoid(torch.arange(n + 1, device=x_t.device),
                                            cfg.latent_dim))
-        pad = torch.zeros(B, n + 1, dtype=torch.bool, device=x_t.device)   # True: ignore key
-        if cfg.mask_padding:                             # the condition token is always kept
+        pad = None
+        if cfg.mask_padding:       # True marks keys to ignore; the condition token is always kept
             valid = nn.functional.pad(mask.bool(), (0, n * k - T)).reshape(B, n, k).any(-1)
-            pad[:, 1:] = ~valid
-        present = words.abs().sum(-1) > 0                                   # (B, L)
-        w = int(present.sum(1).max()) if self.word_proj is not None else 0
-        if w:
+            pad = torch.cat([torch.zeros_like(valid[:, :1]), ~valid], dim=1)
+        if self.word_proj is not None:
+            present = words.abs().sum(-1) > 0                               # (B, L)
+            w = int(present.sum(1).max())
             # Word tokens go after the motion tokens, which keep their positions, and only as
             # many as the batch's longest caption has: what a motion gets does not depend on
             # the captions it is batched with. The encoder's outputs already carry word order.
-            seq = torch.cat([seq, self.word_proj(self.word_norm(words[:, :w]))], dim=1)
-            pad = torch.cat([pad, ~present[:, :w]], dim=1)
-        if not pad.any():
-            pad = None
+            if w:
+                seq = torch.cat([seq, self.word_proj(self.word_norm(words[:, :w]))], dim=1)
+                keys = torch.zeros(B, n + 1, dtype=torch.bool, device=x_t.device) \
+                    if pad is None else pad
+                pad = torch.cat([keys, ~present[:, :w]], dim=1)
         # PyTorch's fused inference path attends through a masked softmax that makes a padded
         # batch about twice as slow on a CPU as the regular path (same numbers): skip it there.
         fast = torch.backends.mha.get_fastpath_enabled()
