@@ -193,8 +193,8 @@ class WordPool(nn.Module):
         empty = empty & ~(none[:, None] & (torch.arange(words.shape[1],
                                                         device=words.device) == 0))
         query = self.query.expand(len(words), -1, -1)
-        pooled, _ = self.attend(query, self.norm(words), self.norm(words),
-                                key_padding_mask=empty, need_weights=False)
+        keys = self.norm(words)
+        pooled, _ = self.attend(query, keys, keys, key_padding_mask=empty, need_weights=False)
         return self.out(pooled[:, 0]) * (~none).to(words.dtype)[:, None]
 
 
