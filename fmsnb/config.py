@@ -81,8 +81,29 @@ class SamplingConfig:
     sampler: str = "ddim"          # "ddim" (respaced, fast) or "ddpm" (all diffusion steps)
     steps: int = 50                # DDIM steps
     batch_size: int = 64
-    # The scale of grade guidance (ours; `diffusion.guided`) in the "<style>+gg" ablations.
+    # Grade guidance (ours; `diffusion.guided`) in the "<style>+gg" ablations: its scale and the
+    # low-noise share of the diffusion steps it acts on (`GaussianDiffusion.sample`), for the
+    # caption styles; the token style, whose grade is a learned vector and not a word, may have
+    # its own (None: the same).
     grade_guidance: float = 6.0
+    grade_guidance_interval: float = 1.0
+    token_grade_guidance: float | None = None
+    token_grade_guidance_interval: float | None = None
+
+    def __post_init__(self):
+        for key in ("grade_guidance_interval", "token_grade_guidance_interval"):
+            share = getattr(self, key)
+            if share is not None and not 0 < share <= 1:
+                raise ValueError(f"{key} must lie in (0, 1], got {share}")
+
+    def grade_guidance_for(self, style: str) -> tuple[float, float]:
+        """(scale, interval) of grade guidance for conditioning style `style`."""
+        if style != "token":
+            return self.grade_guidance, self.grade_guidance_interval
+        return (self.grade_guidance if self.token_grade_guidance is None
+                else self.token_grade_guidance,
+                self.grade_guidance_interval if self.token_grade_guidance_interval is None
+                else self.token_grade_guidance_interval)
 
 
 @dataclass

@@ -157,10 +157,13 @@ class GaussianDiffusion:
                steps: int | None = None, eta: float = 0.0,
                generator: torch.Generator | None = None, progress: bool = True,
                plain: tuple[torch.Tensor, torch.Tensor | None] | None = None,
-               grade_scale: float | None = None, bar=None) -> torch.Tensor:
+               grade_scale: float | None = None, grade_interval: float = 1.0,
+               bar=None) -> torch.Tensor:
         """Generate x0 (B, T, n_feats) for text (B, text_dim) and mask (B, T) True = valid.
-        `plain` and `grade_scale`: grade guidance (see `guided`). `bar`: a caller's progress
-        bar, advanced once per denoising step (instead of this call's own).
+        `plain` and `grade_scale`: grade guidance (see `guided`), applied only at the steps
+        t < grade_interval * T, the low-noise end (ours); the steps above it, where the
+        motion's overall shape is decided, take the ordinary guidance. `bar`: a caller's
+        progress bar, advanced once per denoising step (instead of this call's own).
 
         Noise comes from `generator` (drawn on its device, then moved to the model's), so a seed
         fixes the result. Padded frames of the output are zero. The model runs in eval mode and
@@ -184,8 +187,9 @@ class GaussianDiffusion:
         try:
             for i, t in enumerate(tqdm(timesteps, desc=f"sampling ({sampler})",
                                        disable=not progress or bar is not None)):
+                grade_here = grade_scale if t < grade_interval * self.cfg.steps else None
                 x0 = guided(model, x, torch.full((shape[0],), t, dtype=torch.long, device=device),
-                            text, mask, grade, guidance, plain, grade_scale)
+                            text, mask, grade, guidance, plain, grade_here)
                 # Drawn at every step, so that both samplers consume the generator identically.
                 noise = randn()
                 if sampler == "ddpm":

@@ -63,7 +63,7 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
              guidance: float = 2.5, sampler: str = "ddim", steps: int | None = 50, *,
              mean: np.ndarray, std: np.ndarray, seed: int = 0, batch_size: int = 32,
              progress: bool = True, plain: list[str] | None = None,
-             grade_scale: float | None = None) -> list[np.ndarray]:
+             grade_scale: float | None = None, grade_interval: float = 1.0) -> list[np.ndarray]:
     """Motions for captions (N,) with lengths (N,) frames -> N denormalised features (T_i, 263).
 
     grades (N,) in 1..3 go to the model's grade token (models trained with style `token`).
@@ -76,7 +76,7 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
     with `seed` draws all noise, batch after batch, so the same call gives the same motions.
     Grade guidance (`diffusion.guided`): `plain` (N,) holds each caption without its grade
     (the same caption for the token style, whose grade-free branch is grade 0) and
-    `grade_scale` the guidance of the grade alone.
+    `grade_scale` the guidance of the grade alone, at the steps t < grade_interval * T.
     """
     _check_request(model, captions, lengths, grades)
     if grade_scale is not None and (plain is None or len(plain) != len(captions)):
@@ -112,7 +112,7 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
                               guidance=guidance, sampler=sampler,
                               steps=steps,
                               generator=generator, progress=False, plain=grade_free,
-                              grade_scale=grade_scale, bar=bar)
+                              grade_scale=grade_scale, grade_interval=grade_interval, bar=bar)
         features = (x0 * std + mean).cpu().numpy()
         for i, f, k in zip(order[batch], features, n):
             out[i] = f[:int(k)]

@@ -306,6 +306,7 @@ class Generator:
     std: np.ndarray
     cfg: Profile
     grade_scale: float | None = None     # grade guidance (a "+gg" generator), else None
+    grade_interval: float = 1.0          # the low-noise share of the steps it acts on
 
     def generate(self, captions: list[str], lengths: list[int], seed: int = 0,
                  grades=None, progress: bool = False, plain: list[str] | None = None
@@ -318,7 +319,8 @@ class Generator:
                         guidance=s.guidance, sampler=s.sampler, steps=s.steps, mean=self.mean,
                         std=self.std, seed=seed, batch_size=s.batch_size, progress=progress,
                         plain=plain if guided else None,
-                        grade_scale=self.grade_scale if guided else None)
+                        grade_scale=self.grade_scale if guided else None,
+                        grade_interval=self.grade_interval)
 
     def caption(self, movement: str, grade: int) -> str:
         """The caption this model is asked with for an FMS movement at a grade: the plain one
@@ -347,7 +349,7 @@ def model_checkpoint(cfg: Profile, name: str, encoder=None) -> Path:
 def load_generator(cfg: Profile, name: str, device=None, checkpoint=None) -> Generator:
     """Model `name` (`base` or a style) from `checkpoint`, default `model_checkpoint` (EMA
     weights if any); "<style>+gg" is that style's model sampled with grade guidance
-    `sampling.grade_guidance`. A checkpoint given is how chapter 03 samples the base it
+    (`sampling.grade_guidance_for` the style). A checkpoint given is how chapter 03 samples the base it
     pretrained when the profile's base is MDM's release."""
     guided = name.endswith(GUIDED)
     name = name.removesuffix(GUIDED)
@@ -360,8 +362,9 @@ def load_generator(cfg: Profile, name: str, device=None, checkpoint=None) -> Gen
     if cache.encoder.dim != model.cfg.text_dim:
         raise ValueError(f"model {name} expects {model.cfg.text_dim}-d text embeddings but the "
                          f"profile's encoder {cfg.text.encoder!r} gives {cache.encoder.dim}-d")
+    scale, interval = cfg.sampling.grade_guidance_for(style)
     return Generator(name, style, model, diffusion, cache, ckpt["mean"].numpy(),
-                     ckpt["std"].numpy(), cfg, cfg.sampling.grade_guidance if guided else None)
+                     ckpt["std"].numpy(), cfg, scale if guided else None, interval)
 
 
 def generated_fms_set(cfg: Profile, name: str, progress: bool = True) -> dict:

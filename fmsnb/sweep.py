@@ -30,6 +30,7 @@ import torch
 import yaml
 
 from fmsnb import atomic, corpora, evaluate, fitness, physics, quantitative, stages
+from fmsnb.captions import STYLES
 from fmsnb.classifier import GradeClassifier
 from fmsnb.config import Profile, with_values
 from fmsnb.dataset import read_split
@@ -42,10 +43,15 @@ STAGES = ("pretrain", "finetune", "both")
 # What a variant reads from the profile's run, and the profile sections each depends on: a
 # variant that changes one of those sections makes its own copy instead (a link would let it
 # overwrite the profile's corpus in place).
+_BASE_MADE_FROM = ("standin", "text", "model", "pretrain")
 SHARED = {"data/humanml3d_standin": ("standin",), "data/fms_raw": ("fms_standin",),
           "data/fms_hml": ("fms_standin", "fms"), "cache": (),   # keyed by encoder
           "evaluator": ("standin", "evaluator"),
-          f"models/{stages.BASE}": ("standin", "text", "model", "pretrain")}
+          f"models/{stages.BASE}": _BASE_MADE_FROM,
+          # a variant that changes only how motions are sampled or judged probes the
+          # profile's own fine-tuned models
+          **{f"models/{style}": (*_BASE_MADE_FROM, "fms_standin", "fms", "finetune")
+             for style in STYLES if style != "none"}}
 
 
 def with_settings(cfg: Profile, settings: list[str]) -> Profile:
@@ -68,8 +74,8 @@ def with_settings(cfg: Profile, settings: list[str]) -> Profile:
 def variant(cfg: Profile, name: str, settings: list[str], own_base: bool) -> Profile:
     """The profile of variant `name`: `settings` applied, its run folder under the profile's
     `sweep/`. It shares (through symbolic links) each corpus, the caption cache, the evaluator
-    and, unless `own_base`, the base model of the profile's run, except what its settings
-    change (SHARED), which it makes itself. ValueError for a fine-tune-only variant whose
+    and, unless `own_base`, the base and fine-tuned models of the profile's run, except what
+    its settings change (SHARED), which it makes itself. ValueError for a fine-tune-only variant whose
     settings change what the base model is trained from."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"variant name {name!r}: use a plain folder name")
@@ -83,7 +89,7 @@ def variant(cfg: Profile, name: str, settings: list[str], own_base: bool) -> Pro
     run_dir = cfg.run_dir / "sweep" / name
     out.run_path = run_dir
     for rel, sections in SHARED.items():
-        if changed & set(sections) or (rel == base and own_base):
+        if changed & set(sections) or (own_base and rel.startswith("models/")):
             continue
         link, target = run_dir / rel, cfg.run_dir / rel
         target.mkdir(parents=True, exist_ok=True)

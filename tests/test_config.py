@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from fmsnb.cli import main
-from fmsnb.config import Profile, load_profile
+from fmsnb.config import Profile, SamplingConfig, load_profile
 
 
 def test_data_file_is_absolute_as_given_or_under_the_data_root():
@@ -14,6 +14,15 @@ def test_data_file_is_absolute_as_given_or_under_the_data_root():
     without = Profile("p")
     assert without.data_file("/elsewhere/clip.pt") == Path("/elsewhere/clip.pt")
     assert without.data_file("t2m/finest.tar") is None
+
+
+def test_the_token_style_may_have_its_own_grade_guidance():
+    same = SamplingConfig(grade_guidance=8.0, grade_guidance_interval=0.6)
+    assert same.grade_guidance_for("textual") == same.grade_guidance_for("token") == (8.0, 0.6)
+    own = SamplingConfig(grade_guidance=8.0, token_grade_guidance=6.0,
+                         token_grade_guidance_interval=0.3)
+    assert own.grade_guidance_for("numerical") == (8.0, 1.0)
+    assert own.grade_guidance_for("token") == (6.0, 0.3)
 
 
 def profile_with(tmp_path, text: str) -> Path:
@@ -42,6 +51,10 @@ BAD_PROFILES = [
     ("fms: {views: [top]}", "[fms] views: got ['top'], expected distinct names from"),
     ("fms: {mirror: 'yes'}", "[fms] mirror: got 'yes' (str), expected bool"),
     ("sampling: {guidance: .nan}", "[sampling] guidance: got nan (float), expected a finite"),
+    ("sampling: {grade_guidance_interval: 0}",
+     "[sampling] grade_guidance_interval must lie in (0, 1], got 0.0"),
+    ("sampling: {token_grade_guidance_interval: 1.5}",
+     "[sampling] token_grade_guidance_interval must lie in (0, 1], got 1.5"),
     ("pretrain: {ema_decay: high}", "[pretrain] ema_decay: got 'high' (str), expected float or null"),
     ("pretrain: {lr: -1e-4}", "[pretrain] bad TrainConfig: lr must be >= 0"),
     ("bench: {model: {heads: two}}", "[bench.model] heads: got 'two' (str), expected int"),

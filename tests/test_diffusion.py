@@ -200,3 +200,19 @@ def test_grade_guidance_at_the_caption_scale_is_ordinary_guidance():
     stronger = guided(model, x, t, text, mask, grade, 2.5, plain, grade_scale=5.0)
     free = guided(model, x, t, plain_text, mask, torch.zeros_like(grade), 1.0)
     assert torch.allclose(stronger - ordinary, 2.5 * (conditional - free), atol=1e-4)
+
+
+def test_grade_guidance_acts_only_on_the_low_noise_steps_of_its_interval():
+    model, batches = tiny_model(n_grades=3), []
+    model.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    d = GaussianDiffusion()
+    text, mask, grade = torch.randn(2, 8), torch.ones(2, 16, dtype=torch.bool), torch.tensor([1, 3])
+    plain = (torch.randn(2, 8), torch.zeros_like(grade))
+    steps = d.timesteps("ddim", 10)
+    for interval in (1.0, 0.5, 0.3):
+        batches.clear()
+        d.sample(model, text, mask, grade, sampler="ddim", steps=10, progress=False,
+                 generator=torch.Generator().manual_seed(0), plain=plain, grade_scale=6.0,
+                 grade_interval=interval)
+        # three rows a motion (grade, plain, null) below the interval, two above it
+        assert batches == [6 if t < interval * 1000 else 4 for t in steps]

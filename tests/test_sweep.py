@@ -27,13 +27,18 @@ def test_a_variant_makes_what_its_settings_change_and_links_the_rest(tiny_repo):
     links = {rel: (var.run_dir / rel).is_symlink() for rel in SHARED}
     assert links == {"data/humanml3d_standin": True, "data/fms_raw": False,
                      "data/fms_hml": False, "cache": True, "evaluator": True,
-                     f"models/{BASE}": True}
+                     f"models/{BASE}": True, "models/numerical": False,
+                     "models/textual": False, "models/token": False}
     assert (var.run_dir / "data/humanml3d_standin").resolve() == (
         cfg.run_dir / "data/humanml3d_standin").resolve()
     # the variant's FMS corpus is made in its own folder, never through the profile's
     assert var.run_dir / "data" != cfg.run_dir / "data" and not (var.run_dir / "data").is_symlink()
+    # sampled differently, the profile's fine-tuned models themselves are probed
+    scaled = variant(cfg, "scale3", ["sampling.grade_guidance=3"], own_base=False)
+    assert all((scaled.run_dir / rel).is_symlink() for rel in SHARED)
+    assert (scaled.run_dir / "models/token").resolve() == (cfg.run_dir / "models/token").resolve()
     own = variant(cfg, "own_base", ["model.layers=3"], own_base=True)
-    assert not (own.run_dir / f"models/{BASE}").exists()
+    assert not (own.run_dir / "models").exists()
     for settings in (["standin.clips_per_action=3"], ["model.layers=3"], ["text.side_words=true"]):
         with pytest.raises(ValueError, match="--stage both"):
             variant(cfg, "bad", settings, own_base=False)
