@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from papermill import PapermillExecutionError
 
-from fmsnb.book import Chapter, describe_failure, execute, toc_chapters
+from fmsnb.publish.book import Chapter, describe_failure, execute, toc_chapters
 from fmsnb.standin import rehearsal
 
 REPO = Path(__file__).resolve().parents[1]

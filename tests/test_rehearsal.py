@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from fmsnb import book, corpora, dataset, fms, mdm_release, quantitative, stages, text
+from fmsnb import corpora, dataset, fms, mdm_release, quantitative, stages, text
 from fmsnb.captions import plain_captions
 from fmsnb.config import load_profile
 from fmsnb.evaluator import WordVectorizer, normalisation_problems
 from fmsnb.humanml3d import FPS, mirror_caption
 from fmsnb.mdm import MDM
+from fmsnb.publish import book
 from fmsnb.standin import rehearsal
 
 REPO = Path(__file__).resolve().parents[1]
