@@ -25,16 +25,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet ftfy regex
 	touch $@
 
-# Execute the notebooks of _toc.yml with papermill, then build the HTML (see fmsnb/book.py);
+# Execute the notebooks of _toc.yml with papermill, then build the HTML (see fmsnb/publish/book.py);
 # DRYRUN=1 only checks the profile, the data root and the notebooks and prints the plan.
 book: install
-	$(PY) -m fmsnb.book --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)") $(if $(DRYRUN),--dry-run)
+	$(PY) -m fmsnb.publish.book --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)") $(if $(DRYRUN),--dry-run)
 
 # The long profile (params/long.yml): every chapter executed with it (36 minutes here),
 # its metrics and chapter times published to book/results/long/ for the default book to show.
 # It leaves its executed pages in book/notebooks/; `make book` executes the default ones again.
 long: install
-	$(PY) -m fmsnb.book --profile long --no-build --publish
+	$(PY) -m fmsnb.publish.book --profile long --no-build --publish
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

@@ -22,11 +22,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from fmsnb import align, corpora, devicecheck, distributed, stages, sweep
-from fmsnb.bench import run_bench
+from fmsnb import align, corpora, distributed, stages, sweep
 from fmsnb.captions import STYLES
 from fmsnb.config import load_profile
 from fmsnb.fms import GRADES, MOVEMENTS, skip_counts
+from fmsnb.publish import devicecheck
+from fmsnb.publish.bench import run_bench
 from fmsnb.sample import write_folder
 from fmsnb.train import check_device, config_differences, default_device
 

@@ -23,13 +23,13 @@ from typing import Union
 
 import yaml
 
-from fmsnb.bench import BenchConfig
 from fmsnb.classifier import ClassifierConfig
 from fmsnb.diffusion import DiffusionConfig
 from fmsnb.evaluate import EvalConfig
 from fmsnb.evaluator import EvaluatorConfig
 from fmsnb.fms import POLICIES, VIEWS
 from fmsnb.mdm import MDMConfig
+from fmsnb.publish.bench import BenchConfig
 from fmsnb.train import TrainConfig
 
 

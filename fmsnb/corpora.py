@@ -19,8 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from fmsnb import align, fms, fms_standin, standin
+from fmsnb import align, fms
 from fmsnb.config import Profile
+from fmsnb.standin import actions, fms_recorder
 
 MARKER = ".complete"
 HUMANML3D_FILES = ("new_joint_vecs", "new_joints", "texts", "train.txt", "test.txt", "Mean.npy",
@@ -78,7 +79,7 @@ def humanml3d_root(cfg: Profile, progress: bool = True) -> Path:
         return _real(cfg, "HumanML3D", HUMANML3D_FILES)
     settings = {"clips_per_action": cfg.standin.clips_per_action, "seed": cfg.standin.seed}
     return made(cfg.run_dir / "data" / "humanml3d_standin", settings,
-                 lambda tmp: standin.generate(tmp, cfg.standin.clips_per_action, cfg.standin.seed,
+                 lambda tmp: actions.generate(tmp, cfg.standin.clips_per_action, cfg.standin.seed,
                                               progress=progress))
 
 
@@ -89,8 +90,8 @@ def fms_raw_root(cfg: Profile, progress: bool = True) -> Path:
     s = cfg.fms_standin
     settings = {"subjects": s.subjects, "max_episodes": s.max_episodes, "seed": s.seed}
     return made(cfg.run_dir / "data" / "fms_raw", settings,
-                 lambda tmp: fms_standin.generate(tmp, s.subjects, s.max_episodes, s.seed,
-                                                  progress=progress))
+                 lambda tmp: fms_recorder.generate(tmp, s.subjects, s.max_episodes, s.seed,
+                                                   progress=progress))
 
 
 def fms_dataset(cfg: Profile, progress: bool = True) -> fms.FMSDataset:

@@ -5,8 +5,8 @@ alphabetic words kept, coarse (universal) POS tags, nouns and verbs lemmatised e
 "left" (e.g. "a person walks forward" -> a/DET person/NOUN walk/VERB forward/ADV). The T2M
 evaluator reads these tokens. We only ever tag captions we generate ourselves, so a fixed
 lexicon (word -> (lemma, POS)) covering exactly the vocabulary of the caption templates of
-`fmsnb.standin` and `fmsnb.captions` replaces the parser; words are lowercased first (the
-evaluator's word vectors are lowercase). An unknown word is an error naming it, so templates
+`fmsnb.standin.actions` and `fmsnb.captions` replaces the parser; words are lowercased first
+(the evaluator's word vectors are lowercase). An unknown word is an error naming it, so templates
 and lexicon cannot drift apart. One context rule stands in
 for the parser where a word's tag depends on its neighbours (`CONTEXT_WORDS`): "left", "right"
 and "back" are ADJ before a noun ("the left hand"), NOUN after a determiner ("to the left",

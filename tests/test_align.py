@@ -8,12 +8,12 @@ from fmsnb import align, dataset
 from fmsnb.align import (Alignment, SpineDistances, align_joints, align_recording,
                          camera_rotation, camera_to_world, find_pieces, fit_alignment,
                          kinect_to_humanml, measure_spine, resample, split_subjects)
-from fmsnb.body import BodyShape, pose
 from fmsnb.captions import movement_captions
 from fmsnb.fms import FPS as KINECT_FPS, KINECT_INDEX, MOVEMENTS, FMSDataset, Recording
-from fmsnb.fms_standin import CAMERA_HEIGHT, CAMERAS, generate
 from fmsnb.humanml3d import (JOINT_NAMES, mirror_caption, process_joints, recover_joints,
                              target_offsets)
+from fmsnb.standin.body import BodyShape, pose
+from fmsnb.standin.fms_recorder import CAMERA_HEIGHT, CAMERAS, generate
 
 H = {name: i for i, name in enumerate(JOINT_NAMES)}
 K = KINECT_INDEX

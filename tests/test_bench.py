@@ -4,8 +4,8 @@ import json
 
 import torch
 
-from fmsnb.bench import BenchConfig, run_bench
 from fmsnb.mdm import MDMConfig
+from fmsnb.publish.bench import BenchConfig, run_bench
 from test_train import FakeEncoder
 
 torch.set_num_threads(1)
@@ -46,7 +46,7 @@ def test_bench_runs_and_writes_the_json(tmp_path):
 
 
 def test_load_or_run_reuses_a_matching_measurement_only(tmp_path, monkeypatch):
-    from fmsnb import bench
+    from fmsnb.publish import bench
     cfg = BenchConfig(model=MDMConfig(latent_dim=16, layers=1, heads=2, ff_size=32, max_len=48),
                       batch_size=2, train_frames=48, train_steps=1, n_motions=2,
                       sample_frames=20, mdm_steps=10, mdm_steps_timed=2, ddim_steps=2, repeats=1)

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from fmsnb import humanml3d
-from fmsnb.body import (HUMANML22, JOINTS, KEYPOINTS, KINECT32, PARENT, BodyShape,
-                        angles_from_quats, joint_quats, pose, random_shape, rolled_ankle,
-                        solve_arms, solve_legs, toe_ankle)
+from fmsnb.standin.body import (HUMANML22, JOINTS, KEYPOINTS, KINECT32, PARENT, BodyShape,
+                                angles_from_quats, joint_quats, pose, random_shape, rolled_ankle,
+                                solve_arms, solve_legs, toe_ankle)
 
 # Keypoints that sit at a joint pivot, with the pivot each hangs from (the bones whose lengths
 # must never change under rotation).

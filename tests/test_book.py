@@ -1,7 +1,7 @@
-"""Tests for fmsnb.book and the book it builds: which notebooks the toc makes chapters, how a
-failing cell fails, the dry run; the Colab cell of every notebook and the Colab launch buttons;
-the book's own files (configuration with citations and offline MathJax, toc, profiles page, the
-Pages workflow)."""
+"""Tests for fmsnb.publish.book and the book it builds: which notebooks the toc makes chapters,
+how a failing cell fails, the dry run; the Colab cell of every notebook and the Colab launch
+buttons; the book's own files (configuration with citations and offline MathJax, toc, profiles
+page, the Pages workflow)."""
 import re
 import subprocess
 import sys
@@ -14,7 +14,7 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from pybtex.database import parse_file
 
-from fmsnb import book
+from fmsnb.publish import book
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -237,7 +237,8 @@ def test_every_notebook_has_the_colab_cell_right_after_its_parameters(path):
     code = [c for c in cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", []), f"{path}: first code cell"
     assert code[1].source == book.COLAB_CELL, (
-        f"{path}: the code cell after the parameters must be fmsnb.book.COLAB_CELL, verbatim")
+        f"{path}: the code cell after the parameters must be fmsnb.publish.book.COLAB_CELL, "
+        "verbatim")
     assert sum(c.source == book.COLAB_CELL for c in code) == 1
 
 
@@ -327,7 +328,7 @@ def test_config_has_colab_buttons_citations_and_offline_math():
     assert config["repository"]["url"].startswith("https://github.com/")
     assert config["repository"]["path_to_book"] == ""       # source_launch_url relies on it
     extensions = config["sphinx"]["extra_extensions"]
-    assert "fmsnb.book" in extensions and "sphinx-mathjax-offline" in extensions
+    assert "fmsnb.publish.book" in extensions and "sphinx-mathjax-offline" in extensions
     assert all((REPO / bib).is_file() for bib in config["bibtex_bibfiles"])
 
 

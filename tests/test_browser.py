@@ -1,9 +1,10 @@
 """The built book in headless Chromium: every toc page loads clean; the page checks catch faults.
 
-Builds the book with the smoke profile once (fmsnb.book.main), serves _build/html on localhost and
-checks every page of _toc.yml with fmsnb.browsercheck, saving full-page screenshots under
-runs/smoke/screenshots/. Two synthetic pages test the checks themselves: a clean one (image,
-video, skeleton player) must pass, a broken one must be flagged for each of its faults.
+Builds the book with the smoke profile once (fmsnb.publish.book.main), serves _build/html on
+localhost and checks every page of _toc.yml with fmsnb.publish.browsercheck, saving full-page
+screenshots under runs/smoke/screenshots/. Two synthetic pages test the checks themselves: a
+clean one (image, video, skeleton player) must pass, a broken one must be flagged for each of its
+faults.
 Without Chromium and chromedriver the tests fail with install instructions;
 FMSNB_SKIP_BROWSER=1 skips them (and the book build) instead.
 """
@@ -14,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmsnb import book, browsercheck, render, viewer
+from fmsnb import render, viewer
 from fmsnb.config import load_profile
+from fmsnb.publish import book, browsercheck
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = browsercheck.toc_pages(REPO)

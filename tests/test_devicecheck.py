@@ -7,7 +7,7 @@ import pytest
 
 from fmsnb.cli import main
 from fmsnb.config import load_profile
-from fmsnb.performance import sampled_motions
+from fmsnb.publish.performance import sampled_motions
 
 
 @pytest.fixture

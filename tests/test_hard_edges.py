@@ -12,9 +12,10 @@ import time
 import pytest
 
 from conftest import REPO
-from fmsnb import fms_standin, standin, stages
+from fmsnb import stages
 from fmsnb.cli import main
 from fmsnb.config import load_profile
+from fmsnb.standin import actions, fms_recorder
 
 # Run in the subprocess: argv = module, function, n, marker, then the fmsnb arguments. The n-th
 # call of module.function first touches `marker` and sleeps, so the signal arrives exactly there.
@@ -82,7 +83,7 @@ def cfg_of(tiny_repo):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_a_killed_data_run_leaves_no_corpus_folder_and_the_next_one_succeeds(
         run, tiny_repo, tmp_path, sig):
-    code, _ = signalled(tmp_path, sig, "fmsnb.fms_standin:write_capture", 5, "data")
+    code, _ = signalled(tmp_path, sig, "fmsnb.standin.fms_recorder:write_capture", 5, "data")
     data = cfg_of(tiny_repo).run_dir / "data"
     assert code == (130 if sig == signal.SIGTERM else -signal.SIGKILL)
     assert (data / "humanml3d_standin" / ".complete").is_file()    # made before the kill
@@ -101,9 +102,9 @@ def real_root(tmp_path, tiny_repo):
     """A data root in the real layout (the tiny profile's stand-ins copied there)."""
     cfg = cfg_of(tiny_repo)
     root = tmp_path / "real"
-    standin.generate(root / "HumanML3D", cfg.standin.clips_per_action, progress=False)
-    fms_standin.generate(root / "FMS", cfg.fms_standin.subjects, cfg.fms_standin.max_episodes,
-                         progress=False)
+    actions.generate(root / "HumanML3D", cfg.standin.clips_per_action, progress=False)
+    fms_recorder.generate(root / "FMS", cfg.fms_standin.subjects, cfg.fms_standin.max_episodes,
+                          progress=False)
     return root
 
 

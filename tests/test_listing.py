@@ -2,7 +2,7 @@
 import inspect
 
 from fmsnb.diffusion import guided
-from fmsnb.listing import listing
+from fmsnb.publish.listing import listing
 
 
 def test_a_listing_is_the_functions_own_source_with_its_place():

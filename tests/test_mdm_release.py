@@ -11,11 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from fmsnb import book, mdm_release as R, quantitative, stages
+from fmsnb import mdm_release as R, quantitative, stages
 from fmsnb.cli import main
 from fmsnb.config import load_profile
 from fmsnb.diffusion import DiffusionConfig
 from fmsnb.mdm import MDM, MDMConfig
+from fmsnb.publish import book
 from fmsnb.text import CaptionCache, side_features
 from fmsnb.train import load_checkpoint, load_model
 from test_train import FakeEncoder

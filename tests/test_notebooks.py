@@ -1,15 +1,15 @@
 """Every chapter notebook of _toc.yml runs top to bottom (papermill) with the smoke profile on the
-stand-ins, and with the rehearsal profile on the format-exact data root of fmsnb.rehearsal: the
-`full` profile's code paths (CLIP text from a file, the published evaluator's files, padding
-that attends, the ddpm sampler, 5 replications with multimodality, no mirroring, Table 1's base
-row from an imported MDM release) on files laid out as the real ones."""
+stand-ins, and with the rehearsal profile on the format-exact data root of
+fmsnb.standin.rehearsal: the `full` profile's code paths (CLIP text from a file, the published
+evaluator's files, padding that attends, the ddpm sampler, 5 replications with multimodality, no
+mirroring, Table 1's base row from an imported MDM release) on files laid out as the real ones."""
 from pathlib import Path
 
 import pytest
 from papermill import PapermillExecutionError
 
-from fmsnb import rehearsal
-from fmsnb.book import Chapter, describe_failure, execute, toc_chapters
+from fmsnb.publish.book import Chapter, describe_failure, execute, toc_chapters
+from fmsnb.standin import rehearsal
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = toc_chapters(REPO)

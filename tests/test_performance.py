@@ -1,21 +1,21 @@
-"""Tests for fmsnb.performance: the benchmark table, chapter wall times, FLOP counts and the
-cost estimate."""
+"""Tests for fmsnb.publish.performance: the benchmark table, chapter wall times, FLOP counts and
+the cost estimate."""
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
-from fmsnb import performance
 from fmsnb.config import Profile
 from fmsnb.mdm import MDM, MDMConfig
+from fmsnb.publish import performance
 from fmsnb.train import TrainConfig
 
 SMALL = MDMConfig(latent_dim=32, layers=2, heads=2, ff_size=64, text_dim=16)
 
 
 def _bench(seconds_cached: float = 0.5, model: MDMConfig = SMALL) -> dict:
-    """A benchmark result with the keys `fmsnb.bench.run_bench` writes."""
+    """A benchmark result with the keys `fmsnb.publish.bench.run_bench` writes."""
     return {
         "training_speedup": 3.0, "sampling_speedup": 40.0, "training_speedup_same_encoder": 1.5,
         "training": {"batch_size": 4, "frames": 60, "steps_timed": 2,

@@ -4,8 +4,8 @@ from collections import defaultdict
 
 import pytest
 
-from fmsnb import standin
 from fmsnb.pos import CONTEXT_WORDS, LEXICON, tag, words
+from fmsnb.standin import actions
 
 UNIVERSAL_TAGS = {"ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART",
                   "PRON", "PROPN", "SCONJ", "VERB"}
@@ -58,13 +58,13 @@ def test_lexicon_is_consistent():
 
 def test_every_standin_template_word_is_in_the_lexicon():
     fields = string.Formatter()
-    for action, variants in standin.TEMPLATES.items():
+    for action, variants in actions.TEMPLATES.items():
         for template in itertools.chain(*variants.values()):
             slots = [f for _, f, _, _ in fields.parse(template) if f]
-            assert set(slots) <= set(standin.SLOTS), (action, template)
-            for values in itertools.product(*(standin.SLOTS[s] for s in slots)):
+            assert set(slots) <= set(actions.SLOTS), (action, template)
+            for values in itertools.product(*(actions.SLOTS[s] for s in slots)):
                 caption = template.format(**dict(zip(slots, values)))
                 assert tag(caption), caption
     # The blank template words alone, too (a slot-free template must also be covered).
-    for template in itertools.chain(*(v for vs in standin.TEMPLATES.values() for v in vs.values())):
+    for template in itertools.chain(*(v for vs in actions.TEMPLATES.values() for v in vs.values())):
         tag(fields.vformat(template, (), defaultdict(str)))

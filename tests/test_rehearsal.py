@@ -1,5 +1,5 @@
-"""The rehearsal data root (fmsnb.rehearsal) is read by each real reader of the package, exactly
-as the `full` profile would read the releases, and the `rehearsal` profile points at it."""
+"""The rehearsal data root (fmsnb.standin.rehearsal) is read by each real reader of the package,
+exactly as the `full` profile would read the releases, and the `rehearsal` profile points at it."""
 import pickle
 import re
 from pathlib import Path
@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from fmsnb import book, corpora, dataset, fms, mdm_release, quantitative, rehearsal, stages, text
+from fmsnb import corpora, dataset, fms, mdm_release, quantitative, stages, text
 from fmsnb.captions import plain_captions
 from fmsnb.config import load_profile
 from fmsnb.evaluator import WordVectorizer, normalisation_problems
 from fmsnb.humanml3d import FPS, mirror_caption
 from fmsnb.mdm import MDM
+from fmsnb.publish import book
+from fmsnb.standin import rehearsal
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = re.compile(r"M?\d{6}")

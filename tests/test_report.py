@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from fmsnb import report
 from fmsnb.config import load_profile
+from fmsnb.publish import report
 
 
 def test_metrics_round_trip_with_numpy_values(tmp_path):

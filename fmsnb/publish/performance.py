@@ -1,15 +1,15 @@
 """What the book's performance chapter reports: the benchmark as a table, each chapter's wall time,
 and an estimate of what a profile (the `full` one above all) costs on this machine and on a GPU.
 
-The benchmark itself is `fmsnb.bench` (chapter 03 writes `runs/<profile>/bench.json`); here its
-JSON becomes rows to show. Chapter wall times come from the executed copies in `book/notebooks/`,
-where papermill records each notebook's parameters and duration and each cell's duration. The
-cost of a profile is an estimate, not a measurement: the floating-point operations (FLOPs) of one
-training step and of one sampling step at the profile's model size are counted exactly, by
-running the model on PyTorch's meta device (shapes only, no arithmetic) under its FLOP counter;
-this machine's rate is the benchmark's measured training step divided into that step's counted
-FLOPs; a GPU's rate is an assumption (`GPU`), stated wherever the estimate is shown. And the
-speed of the book's DDIM sampler is weighed against its quality: `sampler_quality` scores the
+The benchmark itself is `fmsnb.publish.bench` (chapter 03 writes `runs/<profile>/bench.json`); here
+its JSON becomes rows to show. Chapter wall times come from the executed copies in
+`book/notebooks/`, where papermill records each notebook's parameters and duration and each cell's
+duration. The cost of a profile is an estimate, not a measurement: the floating-point operations
+(FLOPs) of one training step and of one sampling step at the profile's model size are counted
+exactly, by running the model on PyTorch's meta device (shapes only, no arithmetic) under its FLOP
+counter; this machine's rate is the benchmark's measured training step divided into that step's
+counted FLOPs; a GPU's rate is an assumption (`GPU`), stated wherever the estimate is shown. And
+the speed of the book's DDIM sampler is weighed against its quality: `sampler_quality` scores the
 base model's motions from DDIM and from MDM's 1000-step ancestral sampler on the same captions.
 """
 from __future__ import annotations
@@ -61,8 +61,8 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def bench_rows(result: dict) -> list[dict]:
-    """The benchmark JSON of `fmsnb.bench.run_bench` as table rows {measure, MDM's way, ours,
-    speedup}: training throughput against MDM's way (CLIP re-encoding every step) and against
+    """The benchmark JSON of `fmsnb.publish.bench.run_bench` as table rows {measure, MDM's way,
+    ours, speedup}: training throughput against MDM's way (CLIP re-encoding every step) and against
     re-encoding with our own encoder, sampling time per motion, then the setting it ran in."""
     train, sample = result["training"], result["sampling"]
     sps, mdm, ours = train["samples_per_second"], sample["mdm"], sample["ours"]

@@ -5,9 +5,10 @@ source is `notebooks/NAME.ipynb` (parameterised: a cell tagged `parameters` sets
 `data_root`); papermill runs it with the chosen profile, from the repository root, into the
 executed copy `book/notebooks/NAME.ipynb`, which is what Jupyter Book renders (its own execution
 is off). Adding a chapter is therefore one toc line. `make book` runs
-`python -m fmsnb.book --profile PROFILE [--data-root DIR]`; a failing cell stops the run with the
-cell's error and a non-zero exit status, and Jupyter Book runs in nit-picky mode with warnings as
-errors, so a broken reference fails the build instead of leaving a silently broken page.
+`python -m fmsnb.publish.book --profile PROFILE [--data-root DIR]`; a failing cell stops the run
+with the cell's error and a non-zero exit status, and Jupyter Book runs in nit-picky mode with
+warnings as errors, so a broken reference fails the build instead of leaving a silently broken
+page.
 `--dry-run` checks everything a run needs (profile, data root, notebooks) and prints the plan
 without executing anything.
 
@@ -281,7 +282,8 @@ def _launch_source_notebooks(app, pagename, templatename, context, doctree) -> N
 
 
 def setup(app) -> dict:
-    """Sphinx extension entry point (`sphinx: extra_extensions: [fmsnb.book]` in _config.yml)."""
+    """Sphinx extension entry point (`sphinx: extra_extensions: [fmsnb.publish.book]` in
+    _config.yml)."""
     # sphinx-book-theme adds the launch buttons at priority 501; ours must run after it.
     app.connect("html-page-context", _launch_source_notebooks, priority=502)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
@@ -298,7 +300,7 @@ def _select(chapters: list[Chapter], only: str | None) -> list[Chapter]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fmsnb.book",
+    parser = argparse.ArgumentParser(prog="python -m fmsnb.publish.book",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="default",
                         help="params/<profile>.yml to run with (default: default)")
@@ -341,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"      -> {chapter.executed.relative_to(root)} in {seconds:.1f} s", flush=True)
     print(f"executed {len(todo)} notebook(s) in {time.perf_counter() - started:.1f} s", flush=True)
     if args.publish:
-        from fmsnb import performance, report     # torch and the models: only when publishing
+        # torch and the models: imported only when publishing
+        from fmsnb.publish import performance, report
         cfg = load_profile(args.profile, data_root, root=root)
         times = performance.chapter_times(root / EXECUTED_DIR, [c.name for c in chapters])
         folder = report.publish(cfg, {t.name: t.seconds for t in times if t.profile == cfg.name})

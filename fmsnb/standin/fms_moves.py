@@ -1,4 +1,4 @@
-"""The choreography of the FMS stand-in: a `fmsnb.body` figure performing the 15 FMS movements.
+"""The FMS stand-in's choreography: a `fmsnb.standin.body` figure performing the 15 FMS movements.
 
 Each of the seven tests (deep squat, hurdle step, in-line lunge, shoulder mobility, active
 straight leg raise, trunk stability push-up, rotary stability) is authored as time envelopes of
@@ -7,8 +7,8 @@ inverse kinematics (`solve_legs`, `solve_arms`) turns into joint angles. One `Ta
 (0 poor .. 1 perfect, continuous within the grade's band) drives every amplitude and
 compensation, so a grade-3 deep squat reaches full depth with an upright torso and flat heels
 while a grade-1 one stays shallow, leans and drifts to one side, and so on for every test.
-`perform` returns noise-free world keypoints (metres, +Y up, floor at y = 0); `fmsnb.fms_standin`
-records them with simulated cameras and writes the corpus.
+`perform` returns noise-free world keypoints (metres, +Y up, floor at y = 0);
+`fmsnb.standin.fms_recorder` records them with simulated cameras and writes the corpus.
 """
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from fmsnb.body import KEYPOINTS, BodyShape, Keypoints, pose, solve_arms, solve_legs, toe_ankle
 from fmsnb.fms import FPS, MOVEMENTS
 from fmsnb.quaternion import qrot
+from fmsnb.standin.body import (KEYPOINTS, BodyShape, Keypoints, pose, solve_arms, solve_legs,
+                                toe_ankle)
 
 BOARD_HEIGHT = 0.05  # the 2-inch board under the heels in m02
 

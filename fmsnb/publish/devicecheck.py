@@ -32,7 +32,7 @@ from fmsnb import atomic
 from fmsnb.config import Profile
 from fmsnb.diffusion import GaussianDiffusion, guided
 from fmsnb.mdm import MDM
-from fmsnb.performance import readable_duration, sampled_motions
+from fmsnb.publish.performance import readable_duration, sampled_motions
 from fmsnb.stages import model_config
 from fmsnb.text import encoder_dim
 from fmsnb.train import train_step

@@ -1,15 +1,15 @@
 """The procedural FMS stand-in: published format, round trip through the reader, grades, tilt,
-and the choreography (`fmsnb.fms_moves`) that it records."""
+and the choreography (`fmsnb.standin.fms_moves`) that it records."""
 import json
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from fmsnb import fms_moves as moves
-from fmsnb import fms_standin as fs
-from fmsnb.body import BodyShape
 from fmsnb.fms import KINECT_INDEX, MOVEMENTS, FMSDataset, read_recording
+from fmsnb.standin import fms_moves as moves
+from fmsnb.standin import fms_recorder as fs
+from fmsnb.standin.body import BodyShape
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,13 @@ that takes their place file for file and format for format, so that the `rehears
 every real-data code path on it: `HumanML3D/` (six-digit clip names and their `M`-prefixed mirrored
 copies, texts with `caption#word/POS ...#start#end` lines including timed sub-clip captions,
 one kept and one too short to keep, the split files, Mean.npy and Std.npy over all clips) from
-the procedural motions of `fmsnb.standin`; `FMS/` (`Skeleton data/Front`, `Skeleton data/Side`,
-`experts_score.json`) from `fmsnb.fms_standin`; `clip/ViT-B-32.pt`, a TorchScript archive of
-openai-clip's own CLIP class as OpenAI publishes it (fp16 linear, convolution and attention
-weights, the `input_resolution`, `context_length` and `vocab_size` entries) with random weights,
-its text tower exactly ViT-B/32's (what `clip.load`'s `build_model` infers from the shapes) and
-its vision tower the smallest `build_model` accepts, since neither MDM nor this package runs it;
+the procedural motions of `fmsnb.standin.actions`; `FMS/` (`Skeleton data/Front`,
+`Skeleton data/Side`, `experts_score.json`) from `fmsnb.standin.fms_recorder`;
+`clip/ViT-B-32.pt`, a TorchScript archive of openai-clip's own CLIP class as OpenAI publishes it
+(fp16 linear, convolution and attention weights, the `input_resolution`, `context_length` and
+`vocab_size` entries) with random weights, its text tower exactly ViT-B/32's (what
+`clip.load`'s `build_model` infers from the shapes) and its vision tower the smallest
+`build_model` accepts, since neither MDM nor this package runs it;
 `t2m/text_mot_match/model/finest.tar`, the T2M evaluator's checkpoint with the published keys and
 shapes (`EVALUATOR_SHAPES`, written from the release's layout, not from `fmsnb.evaluator`, so a
 drift of our modules from it fails to load) and random weights; its normalisation
@@ -22,7 +23,7 @@ captions; and MDM's released model `mdm/humanml_trans_enc_512/model000200000.pt`
 `fmsnb.mdm`, so that the import is what reads it) at the rehearsal's width and depth, random
 weights. Numbers computed on it mean nothing. The root is written whole (a temporary folder
 renamed into place, `corpora.made`) and reused while its settings are unchanged; a non-empty
-folder that is not a rehearsal root is refused. `python -m fmsnb.rehearsal DIR` writes one.
+folder that is not a rehearsal root is refused. `python -m fmsnb.standin.rehearsal DIR` writes one.
 """
 from __future__ import annotations
 
@@ -39,11 +40,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fmsnb import atomic, corpora, fms_standin, standin
+from fmsnb import atomic, corpora
 from fmsnb.dataset import Caption, read_mean_std, write_mean_std, write_splits
 from fmsnb.evaluator import BIASED_DIMS, FEAT_BIAS, WordVectorizer
 from fmsnb.humanml3d import FPS, mirror_caption, mirror_joints
 from fmsnb.pos import LEXICON, tag
+from fmsnb.standin import actions, fms_recorder
 from fmsnb.text import VIT_B32, clip_parts
 
 FIXTURE = "rehearsal"
@@ -127,22 +129,22 @@ def write_humanml3d(out: Path, clips_per_action: int, seed: int = 0,
                     progress: bool = False) -> dict[str, list[str]]:
     """The HumanML3D layout under `out`: clips 000000, 000001, ... (`clips_per_action` of each
     stand-in action) with their whole-clip and timed captions, each with its mirrored copy
-    M000000, ... in the same split; train/val/test (standin.split_names), train_val and all
+    M000000, ... in the same split; train/val/test (actions.split_names), train_val and all
     split files; Mean/Std over all clips, as HumanML3D computes them. Returns the splits."""
-    by_action, index = {a: [] for a in standin.ACTIONS}, 0
-    jobs = [(a, i) for a in standin.ACTIONS for i in range(clips_per_action)]
+    by_action, index = {a: [] for a in actions.ACTIONS}, 0
+    jobs = [(a, i) for a in actions.ACTIONS for i in range(clips_per_action)]
     for action, i in tqdm(jobs, desc="rehearsal HumanML3D", disable=not progress):
-        joints, texts = standin.make_clip(action, seed, i)
+        joints, texts = actions.make_clip(action, seed, i)
         name = f"{index:06d}"
-        captions = (standin.whole_clip_captions(texts)
+        captions = (actions.whole_clip_captions(texts)
                     + _timed_captions(texts[0], len(joints) - 1, index))
-        standin.write_joints(out, name, joints, captions)
-        standin.write_joints(out, "M" + name, mirror_joints(joints),
+        actions.write_joints(out, name, joints, captions)
+        actions.write_joints(out, "M" + name, mirror_joints(joints),
                              [_mirrored(c) for c in captions])
         by_action[action].append(name)
         index += 1
     splits = {k: sorted(v + ["M" + n for n in v])
-              for k, v in standin.split_names(by_action, seed).items()}
+              for k, v in actions.split_names(by_action, seed).items()}
     splits |= {"train_val": sorted(splits["train"] + splits["val"]),
                "all": sorted(splits["train"] + splits["val"] + splits["test"])}
     write_splits(out, splits)
@@ -251,10 +253,11 @@ def write_mdm_release(path: Path, args: dict = MDM_ARGS, seed: int = 0) -> Path:
 
 README = """REHEARSAL DATA ROOT: NOT HUMANML3D, NOT THE FMS DATASET, NOT CLIP, NOT T2M'S EVALUATOR
 
-Written by fmsnb.rehearsal (format {format}, seed {seed}) in the exact on-disk formats of those
-releases, so that the `rehearsal` profile runs every code path of `full`. The motions are
-procedural (fmsnb.standin, fmsnb.fms_standin); CLIP, the evaluator, the word vectors and MDM's
-model hold random weights. Numbers computed on it say that the pipeline runs, nothing else.
+Written by fmsnb.standin.rehearsal (format {format}, seed {seed}) in the exact on-disk formats
+of those releases, so that the `rehearsal` profile runs every code path of `full`. The motions
+are procedural (fmsnb.standin.actions, fmsnb.standin.fms_recorder); CLIP, the evaluator, the
+word vectors and MDM's model hold random weights. Numbers computed on it say that the pipeline
+runs, nothing else.
 """
 
 
@@ -272,13 +275,13 @@ def write_data_root(root, clips_per_action: int = CLIPS_PER_ACTION, subjects: in
     root = Path(root)
     if root.exists() and any(root.iterdir()) and not _is_rehearsal_root(root):
         raise ValueError(f"{root}: not empty and not a rehearsal data root (no {corpora.MARKER} "
-                         "written by fmsnb.rehearsal); refusing to write into it")
+                         "written by fmsnb.standin.rehearsal); refusing to write into it")
     settings = {"fixture": FIXTURE, "format": FORMAT, "clips_per_action": clips_per_action,
                 "subjects": subjects, "seed": seed}
 
     def write(tmp: Path) -> None:
         write_humanml3d(tmp / HUMANML3D, clips_per_action, seed, progress)
-        fms_standin.generate(tmp / FMS, subjects, max_episodes=1, seed=seed, progress=progress)
+        fms_recorder.generate(tmp / FMS, subjects, max_episodes=1, seed=seed, progress=progress)
         write_clip_weights(tmp / CLIP_FILE, seed)
         write_evaluator(tmp, *read_mean_std(tmp / HUMANML3D), seed=seed)
         write_glove(tmp / GLOVE_DIR, seed)
@@ -294,7 +297,7 @@ def sizes(root: Path) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fmsnb.rehearsal",
+    parser = argparse.ArgumentParser(prog="python -m fmsnb.standin.rehearsal",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path, help="the data root to write (absent, empty, or an "
                                                "earlier rehearsal root)")

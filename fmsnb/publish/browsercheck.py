@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from fmsnb.book import toc_entries
+from fmsnb.publish.book import toc_entries
 
 CHROMIUM = os.environ.get("FMSNB_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("FMSNB_CHROMEDRIVER", "/usr/bin/chromedriver")

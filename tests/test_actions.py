@@ -3,14 +3,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmsnb import dataset, humanml3d, standin
+from fmsnb import dataset, humanml3d
 from fmsnb.pos import tag
+from fmsnb.standin import actions
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("standin")
-    summary = standin.generate(root, clips_per_action=1, seed=3, progress=False)
+    summary = actions.generate(root, clips_per_action=1, seed=3, progress=False)
     return root, summary
 
 
@@ -21,7 +22,7 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_layout_is_complete_and_readable(corpus):
     root, summary = corpus
     names = sorted(p.stem for p in (root / "new_joint_vecs").glob("*.npy"))
-    assert len(names) == len(standin.ACTIONS) == summary["clips"]
+    assert len(names) == len(actions.ACTIONS) == summary["clips"]
     assert sorted(p.stem for p in (root / "new_joints").glob("*.npy")) == names
     assert sorted(p.stem for p in (root / "texts").glob("*.txt")) == names
     splits = {s: (root / f"{s}.txt").read_text().split() for s in ("train", "val", "test")}
@@ -68,40 +69,40 @@ def test_captions_parse_and_tag(corpus):
 def test_readme_labels_the_stand_in(corpus):
     root, summary = corpus
     text = (root / "README.txt").read_text()
-    assert text.startswith(standin.LABEL)
+    assert text.startswith(actions.LABEL)
     assert "NOT HumanML3D" in text and f"clips: {summary['clips']}" in text
 
 
 def test_deterministic_for_a_seed(corpus, tmp_path):
     root, _ = corpus
-    standin.generate(tmp_path / "again", clips_per_action=1, seed=3, progress=False)
+    actions.generate(tmp_path / "again", clips_per_action=1, seed=3, progress=False)
     assert _files(root) == _files(tmp_path / "again")
-    joints, _ = standin.make_clip("squat", seed=4, index=0)
-    other, _ = standin.make_clip("squat", seed=5, index=0)
+    joints, _ = actions.make_clip("squat", seed=4, index=0)
+    other, _ = actions.make_clip("squat", seed=5, index=0)
     assert joints.shape != other.shape or not np.allclose(joints, other)
 
 
 def test_regenerating_replaces_a_stand_in_but_not_other_folders(tmp_path):
     out = tmp_path / "corpus"
-    standin.generate(out, clips_per_action=1, progress=False)
+    actions.generate(out, clips_per_action=1, progress=False)
     (out / "texts" / "stale.txt").write_text("old#old/ADJ#0.0#0.0\n")
     (out / "Mean.npy").unlink()                                  # as if interrupted
-    standin.generate(out, clips_per_action=1, progress=False)
+    actions.generate(out, clips_per_action=1, progress=False)
     assert not (out / "texts" / "stale.txt").exists() and (out / "Mean.npy").is_file()
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="foreign"):
-        standin.generate(foreign, clips_per_action=1, progress=False)
+        actions.generate(foreign, clips_per_action=1, progress=False)
     with pytest.raises(ValueError, match="clips_per_action"):
-        standin.generate(tmp_path / "x", clips_per_action=0, progress=False)
+        actions.generate(tmp_path / "x", clips_per_action=0, progress=False)
     with pytest.raises(ValueError, match="unknown stand-in action"):
-        standin.make_clip("backflip", 0, 0)
+        actions.make_clip("backflip", 0, 0)
 
 
 def test_mirrored_copies(tmp_path):
-    summary = standin.generate(tmp_path, clips_per_action=1, seed=1, mirror=True, progress=False)
-    assert summary["clips"] == 2 * len(standin.ACTIONS)
+    summary = actions.generate(tmp_path, clips_per_action=1, seed=1, mirror=True, progress=False)
+    assert summary["clips"] == 2 * len(actions.ACTIONS)
     for split in ("train", "val", "test"):
         names = (tmp_path / f"{split}.txt").read_text().split()
         assert sorted(n for n in names if n.startswith("M")) == sorted("M" + n for n in names
@@ -118,22 +119,22 @@ def test_mirrored_copies(tmp_path):
 
 
 def test_splits_are_about_80_5_15_within_each_action():
-    names = {a: [f"{a}_{i:03d}" for i in range(24)] for a in standin.ACTIONS}
-    splits = standin.split_names(names, seed=0)
+    names = {a: [f"{a}_{i:03d}" for i in range(24)] for a in actions.ACTIONS}
+    splits = actions.split_names(names, seed=0)
     total = sum(map(len, names.values()))
     assert sorted(sum(splits.values(), [])) == sorted(sum(names.values(), []))
-    for split, share in standin.SPLITS:
+    for split, share in actions.SPLITS:
         assert abs(len(splits[split]) / total - share) < 0.02, split
-    for action in standin.ACTIONS:
+    for action in actions.ACTIONS:
         assert any(n.startswith(action) for n in splits["train"])
         assert any(n.startswith(action) for n in splits["test"])
-    assert standin.split_names(names, seed=0) == splits
+    assert actions.split_names(names, seed=0) == splits
 
 
 def test_actions_vary_and_name_their_side():
     sides = set()
     for index in range(6):
-        joints, texts = standin.make_clip("wave", seed=0, index=index)
+        joints, texts = actions.make_clip("wave", seed=0, index=index)
         raised = joints[:, 20, 1].max() - joints[:, 21, 1].max()   # left minus right wrist
         said = {s for s in ("left", "right", "both") if any(s in t for t in texts)}
         if said == {"left"}:
