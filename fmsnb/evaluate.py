@@ -107,11 +107,9 @@ def t2m_table(evaluator, items, generators: dict[str, Generator], cfg: EvalConfi
             motions = generate(captions, lengths, cfg.seed + rep)
             rows[name] = (text, evaluator.embed_motions(motions), rng)
         for name, (text_emb, emb, pairs_rng) in rows.items():
-            top, mm_dist = metrics.r_precision(text_emb, emb)
             r = runs[name]
-            for k in range(3):
-                r[f"R@{k + 1}"].append(top[k])
-            r["MM-Dist"].append(mm_dist)
+            for key, value in metrics.retrieval(text_emb, emb).items():
+                r[key].append(value)
             r["FID"].append(metrics.fid(reference, emb))
             r["Diversity"].append(metrics.diversity(emb, pairs_rng, div_pairs))
     table = {name: {k: metrics.confidence_interval(v) for k, v in r.items()}

@@ -46,6 +46,12 @@ def r_precision(text: np.ndarray, motion: np.ndarray, top_k: int = 3,
     return hits / n, matching / n
 
 
+def retrieval(text: np.ndarray, motion: np.ndarray) -> dict[str, float]:
+    """Table 1's retrieval columns of matching pairs (N, D): {"R@1", "R@2", "R@3", "MM-Dist"}."""
+    top, matching = r_precision(text, motion)
+    return {**{f"R@{k + 1}": float(top[k]) for k in range(3)}, "MM-Dist": float(matching)}
+
+
 def fid(real: np.ndarray, generated: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to two embedding sets (N, D) and (M, D)."""
     mu1, mu2 = real.mean(0), generated.mean(0)

@@ -161,10 +161,9 @@ def retrieval_check(ev: Evaluator, items, replications: int = 5, seed: int = 0) 
     runs = {k: [] for k in ("R@1", "R@2", "R@3", "MM-Dist")}
     for _ in range(replications):
         feats, _, tokens = evaluate.draw_test_set(items, len(items), rng)
-        top, mm_dist = metrics.r_precision(ev.embed_texts(tokens), ev.embed_motions(feats))
-        for k in range(3):
-            runs[f"R@{k + 1}"].append(top[k])
-        runs["MM-Dist"].append(mm_dist)
+        for key, value in metrics.retrieval(ev.embed_texts(tokens),
+                                            ev.embed_motions(feats)).items():
+            runs[key].append(value)
     batch = metrics.R_PRECISION_BATCH
     return {"pairs": len(items) // batch * batch, "replications": replications,
             **{k: metrics.confidence_interval(v) for k, v in runs.items()},

@@ -471,6 +471,14 @@ def _read_log(path: Path, up_to: int | None = None) -> list[dict]:
     return [r for r in rows if up_to is None or r["step"] <= up_to]
 
 
+def read_run(run_dir) -> tuple[dict[str, np.ndarray], dict]:
+    """A trained model's record in run_dir: its loss log as columns (step, loss, lr, seconds),
+    each an array with one entry per logged row, and its summary.json."""
+    rows = _read_log(Path(run_dir) / LOSS_FILE)
+    log = {key: np.array([r[key] for r in rows]) for key in LOSS_FIELDS}
+    return log, json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
+
+
 def _write_log(path: Path, rows: list[dict]) -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, LOSS_FIELDS)
@@ -517,6 +525,116 @@ def _say_where_to_resume(run_dir: Path):
         raise TrainingInterrupted(f"training interrupted: {where}") from None
 
 
+def _check_request(model: MDM, cache, cfg: TrainConfig, style: str, device: torch.device,
+                   run_dir: Path, resume: bool):
+    """The `captions.Style` of `style` and run_dir's latest checkpoint, once the model, the
+    encoder, the device and the run folder are known to fit the request; ValueError otherwise."""
+    conditioning = check_style(style)
+    if conditioning.grade_token and model.cfg.n_grades != 3:
+        raise ValueError(f"style 'token' needs a model built with n_grades=3, got "
+                         f"{model.cfg.n_grades}")
+    if cache.encoder.dim != model.cfg.text_dim:
+        raise ValueError(f"text encoder {cache.encoder.key} gives {cache.encoder.dim}-d "
+                         f"embeddings but the model expects text_dim={model.cfg.text_dim}")
+    if cfg.bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"bf16: the GPU {torch.cuda.get_device_name(device)} does not compute "
+                         "in bfloat16; set bf16: false")
+    latest = latest_checkpoint(run_dir)
+    if latest is not None and not resume:
+        raise ValueError(f"{run_dir} already holds checkpoints (latest {latest.name}); pass "
+                         "resume=True to continue, or choose another run_dir")
+    return conditioning, latest
+
+
+def _caption_table(items: ConditionedItems, cache, group: distributed.Group,
+                   device: torch.device) -> torch.Tensor:
+    """Every caption of `items` encoded once: (n_captions, text_dim) on `device`, row = the
+    items' text_id. Rank 0 encodes and caches; the other ranks read its cache."""
+    if len(items) == 0:
+        raise ValueError(f"nothing to train on: the dataset read from {items.data.data.root} "
+                         f"[{items.data.data.split}] has no items")
+    captions = list(items.text_ids)
+    with distributed.main_first(group):
+        if not group.main:
+            cache.reload()
+        cache.precompute(captions)
+    return cache.get(captions).to(device)
+
+
+def _restore(latest: Path, model: MDM, optimizer, cfg: TrainConfig, run_config: dict,
+             dataset: MotionDataset) -> dict:
+    """Load a run's latest checkpoint into `model` and `optimizer` after checking that it was
+    written by this run's settings (those a resume may change aside); returns it."""
+    ckpt = load_checkpoint(latest)
+    saved = ckpt["config"]
+    check_config("model", saved["model"], run_config["model"], latest)
+    check_config("diffusion", saved["diffusion"], run_config["diffusion"], latest)
+    # A train-config field newer than the checkpoint had its default when it was written.
+    check_config("train", {**asdict(TrainConfig()), **saved["train"]}, run_config["train"],
+                 latest, RESUMABLE_CHANGES if cfg.decay == "none" else RESUMABLE_CHANGES[1:])
+    run_keys = ("encoder", "encoder_key", "style")
+    check_config("run", {k: saved[k] for k in run_keys},
+                 {k: run_config[k] for k in run_keys}, latest)
+    check_normalisation(ckpt, dataset, latest)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt["step"] > cfg.steps:
+        raise ValueError(f"checkpoint {latest} is at step {ckpt['step']}, beyond the "
+                         f"{cfg.steps} steps asked for")
+    return ckpt
+
+
+def _start_from(init_from, model: MDM, conditioning, run_config: dict,
+                dataset: MotionDataset) -> None:
+    """Fine-tuning's start: a pretrained checkpoint's weights (EMA if any) into `model`, whose
+    config must equal the checkpoint's except a grade embedding the token style adds."""
+    ckpt = load_checkpoint(init_from)
+    growing_grades = conditioning.grade_token and ckpt["config"]["model"].get("n_grades") == 0
+    check_config("model", ckpt["config"]["model"], run_config["model"], init_from,
+                 ("n_grades",) if growing_grades else ())
+    check_config("diffusion", ckpt["config"]["diffusion"], run_config["diffusion"], init_from)
+    check_normalisation(ckpt, dataset, init_from)
+    result = model.load_state_dict(weights_of(ckpt), strict=not growing_grades)
+    if result.unexpected_keys or any(not k.startswith("grade_emb.")
+                                     for k in result.missing_keys):
+        raise ValueError(f"checkpoint {init_from} does not fit the model: missing "
+                         f"{result.missing_keys}, unexpected {result.unexpected_keys}")
+
+
+def _step_batch(batch: dict, model_cfg: MDMConfig, conditioning, group: distributed.Group,
+                device: torch.device):
+    """A loader batch as the step takes it: motion (B, T, F) and mask (B, T) on `device`, T
+    cropped to the batch's longest clip when padding is masked, and the grades (B,) for the
+    token style (else None)."""
+    grade = batch["grade"].to(device) if conditioning.grade_token else None
+    motion, mask = batch["motion"], batch["mask"]
+    if model_cfg.mask_padding:
+        # Padding is masked out of attention and loss: frames past the batch's longest clip
+        # change nothing but cost time, so they are dropped (on every rank past the longest of
+        # the whole batch, as one process would).
+        longest = distributed.maximum(int(batch["length"].max()), group, device)
+        motion, mask = motion[:, :longest], mask[:, :longest]
+    return motion.to(device), mask.to(device), grade
+
+
+def _resumed_log(log_path: Path, ckpt: dict | None, cfg: TrainConfig, group: distributed.Group,
+                 device: torch.device) -> tuple[list[dict], list[torch.Tensor]]:
+    """The loss log's rows so far and the losses of the unfinished window, with the log file
+    rewritten to them. A resumed log keeps the rows up to the checkpoint except a run-end row
+    between two log_every steps: the losses of that window are pending in the checkpoint and
+    go into the next regular row, as in an uninterrupted run. Rows written after it go."""
+    rows, window = [], []
+    if ckpt is not None:
+        rows = [r for r in _read_log(log_path, up_to=ckpt["step"])
+                if r["step"] % cfg.log_every == 0 or r["step"] < ckpt["step"]]
+        window = list(ckpt["pending_losses"].to(device))
+    distributed.barrier(group)              # every rank has read the log before it is rewritten
+    if group.main:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        _write_log(log_path, rows)
+    return rows, window
+
+
 def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cache,
           cfg: TrainConfig, run_dir, resume: bool = False, style: str = "none",
           grades: dict[str, int] | None = None, init_from=None, device=None,
@@ -542,72 +660,23 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
     and any checkpoint resumes with any such number of processes, or with one.
     """
     run_dir = Path(run_dir)
-    conditioning = check_style(style)
     device = torch.device(device) if device is not None else default_device()
     group = distributed.current()
     share = distributed.share(cfg.batch_size, group)
-    if conditioning.grade_token and model.cfg.n_grades != 3:
-        raise ValueError(f"style 'token' needs a model built with n_grades=3, got "
-                         f"{model.cfg.n_grades}")
-    if cache.encoder.dim != model.cfg.text_dim:
-        raise ValueError(f"text encoder {cache.encoder.key} gives {cache.encoder.dim}-d "
-                         f"embeddings but the model expects text_dim={model.cfg.text_dim}")
-    if cfg.bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"bf16: the GPU {torch.cuda.get_device_name(device)} does not compute "
-                         "in bfloat16; set bf16: false")
-    latest = latest_checkpoint(run_dir)
-    if latest is not None and not resume:
-        raise ValueError(f"{run_dir} already holds checkpoints (latest {latest.name}); pass "
-                         "resume=True to continue, or choose another run_dir")
-
+    conditioning, latest = _check_request(model, cache, cfg, style, device, run_dir, resume)
     items = ConditionedItems(dataset, cfg.seed, style, grades, cfg.grade_drop)
-    if len(items) == 0:
-        raise ValueError(f"nothing to train on: the dataset read from {dataset.data.root} "
-                         f"[{dataset.data.split}] has no items")
-    captions = list(items.text_ids)
-    with distributed.main_first(group):     # rank 0 encodes and caches; the others read it
-        if not group.main:
-            cache.reload()
-        cache.precompute(captions)
-    table = cache.get(captions).to(device)          # (n_captions, text_dim), row = text_id
+    table = _caption_table(items, cache, group, device)        # (n_captions, text_dim)
 
     model.to(device).train()
     optimizer = torch.optim.AdamW(param_groups(model, cfg.cond_lr_scale), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     run_config = _run_config(model, diffusion, cfg, cache.encoder, style, init_from)
-    start, seconds_before = 0, 0.0
+    ckpt = None
     if resume and latest is not None:
-        ckpt = load_checkpoint(latest)
-        saved = ckpt["config"]
-        check_config("model", saved["model"], run_config["model"], latest)
-        check_config("diffusion", saved["diffusion"], run_config["diffusion"], latest)
-        # A train-config field newer than the checkpoint had its default when it was written.
-        check_config("train", {**asdict(TrainConfig()), **saved["train"]}, run_config["train"],
-                     latest, RESUMABLE_CHANGES if cfg.decay == "none" else RESUMABLE_CHANGES[1:])
-        run_keys = ("encoder", "encoder_key", "style")
-        check_config("run", {k: saved[k] for k in run_keys},
-                     {k: run_config[k] for k in run_keys}, latest)
-        check_normalisation(ckpt, dataset, latest)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start, seconds_before = ckpt["step"], ckpt["seconds"]
-        if start > cfg.steps:
-            raise ValueError(f"checkpoint {latest} is at step {start}, beyond the {cfg.steps} "
-                             "steps asked for")
+        ckpt = _restore(latest, model, optimizer, cfg, run_config, dataset)
     elif init_from is not None:
-        ckpt = load_checkpoint(init_from)
-        growing_grades = conditioning.grade_token and ckpt["config"]["model"].get("n_grades") == 0
-        check_config("model", ckpt["config"]["model"], run_config["model"], init_from,
-                     ("n_grades",) if growing_grades else ())
-        check_config("diffusion", ckpt["config"]["diffusion"], run_config["diffusion"],
-                     init_from)
-        check_normalisation(ckpt, dataset, init_from)
-        weights = weights_of(ckpt)
-        result = model.load_state_dict(weights, strict=not growing_grades)
-        if result.unexpected_keys or any(not k.startswith("grade_emb.")
-                                         for k in result.missing_keys):
-            raise ValueError(f"checkpoint {init_from} does not fit the model: missing "
-                             f"{result.missing_keys}, unexpected {result.unexpected_keys}")
+        _start_from(init_from, model, conditioning, run_config, dataset)
+    start, seconds_before = (0, 0.0) if ckpt is None else (ckpt["step"], ckpt["seconds"])
     if start == 0:
         # Set once, before the first step; a resumed run reads it back with the weights.
         pooled = model.text_gain.shape[0]            # the per-token rows keep no gain
@@ -615,12 +684,10 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
-    ema = None
-    if cfg.ema_decay is not None:
-        ema = copy.deepcopy(model).requires_grad_(False)
-        if start > 0:
+    ema = None if cfg.ema_decay is None else copy.deepcopy(model).requires_grad_(False)
+    if ckpt is not None:
+        if ema is not None:
             ema.load_state_dict(ckpt["ema"])
-    if start > 0:
         _set_rng_state(ckpt["rng"], group)
     # Forward passes go through `net`; `model` holds the weights that the optimiser, the EMA and
     # the checkpoints read. Compiled first, then wrapped, as PyTorch advises for DDP.
@@ -628,31 +695,18 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
     if group.parallel:
         net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
 
-    def save(step: int, elapsed: float, pending: list[torch.Tensor]) -> Path:
-        path = checkpoint_path(run_dir, step)
+    def save(step: int, elapsed: float, pending: list[torch.Tensor]) -> None:
         atomic.torch_save(
             {"format": CHECKPOINT_FORMAT, "step": step, "seconds": elapsed,
              "pending_losses": torch.stack(pending).cpu() if pending else torch.empty(0),
              "model": model.state_dict(), "ema": ema.state_dict() if ema else None,
              "optimizer": optimizer.state_dict(), "rng": _rng_state(group), "config": run_config,
              "mean": torch.from_numpy(np.asarray(dataset.mean, dtype=np.float32)),
-             "std": torch.from_numpy(np.asarray(dataset.std, dtype=np.float32))}, path)
-        return path
+             "std": torch.from_numpy(np.asarray(dataset.std, dtype=np.float32))},
+            checkpoint_path(run_dir, step))
 
-    # A resumed log keeps the rows up to the checkpoint except a run-end row between two
-    # log_every steps: the losses of that window are pending in the checkpoint and go into the
-    # next regular row, as in an uninterrupted run. Rows written after the checkpoint go.
     log_path = run_dir / LOSS_FILE
-    rows, window = [], []
-    if start > 0:
-        rows = [r for r in _read_log(log_path, up_to=start) if r["step"] % cfg.log_every == 0
-                or r["step"] < start]
-        window = list(ckpt["pending_losses"].to(device))
-    distributed.barrier(group)              # every rank has read the log before it is rewritten
-    if group.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_log(log_path, rows)
-
+    rows, window = _resumed_log(log_path, ckpt, cfg, group, device)
     pool = grade_pool(items.clip_grade_list(), cfg.seed) if (
         cfg.balance_grades and items.grades is not None) else None
     loader = DataLoader(items, batch_sampler=StepBatches(cfg.seed, start, cfg.steps,
@@ -660,28 +714,22 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
                         collate_fn=collate_items, num_workers=cfg.num_workers,
                         # its own generator: creating the iterator must not draw from torch's
                         generator=torch.Generator().manual_seed(cfg.seed))
+
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=start, desc="training",
                disable=not progress or not group.main)
     with _loss_log(log_path, group.main) as append_row, _say_where_to_resume(run_dir):
         for step, batch in enumerate(loader, start=start + 1):
-            grade = batch["grade"].to(device) if conditioning.grade_token else None
-            motion, mask = batch["motion"], batch["mask"]
-            if model.cfg.mask_padding:
-                # Padding is masked out of attention and loss: frames past the batch's longest
-                # clip change nothing but cost time, so they are dropped (on every rank past
-                # the longest of the whole batch, as one process would).
-                longest = distributed.maximum(int(batch["length"].max()), group, device)
-                motion, mask = motion[:, :longest], mask[:, :longest]
+            motion, mask, grade = _step_batch(batch, model.cfg, conditioning, group, device)
             draws = None
-            if group.parallel:
+            if group.parallel:          # each sample's noise drawn as one process would
                 whole = batch_draws(diffusion, model.cfg, cfg.batch_size, motion.shape[1], device)
                 draws = {k: v[share] for k, v in whole.items()}
             lr = lr_at(cfg, step)
             for param_group in optimizer.param_groups:
                 param_group["lr"] = lr * param_group.get("lr_scale", 1.0)
             with _own_dropout(group, cfg.seed, step, device):
-                loss = train_step(net, diffusion, optimizer, motion.to(device), mask.to(device),
+                loss = train_step(net, diffusion, optimizer, motion, mask,
                                   table[batch["text_id"].to(device)], grade, cfg.grad_clip,
                                   draws, cfg.bf16)
             loss = distributed.mean(loss, group)      # the whole batch's, alike on every rank
@@ -710,7 +758,7 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
                    "checkpoint": final.name if final else None,
                    "device": str(device), "processes": group.size,
                    "parameters": model.param_count(), "n_items": len(items),
-                   "n_captions": len(captions), "config": run_config}
+                   "n_captions": len(table), "config": run_config}
         atomic.write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
     distributed.barrier(group)              # every rank returns once the run's files are whole
     return rows

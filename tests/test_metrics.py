@@ -31,6 +31,13 @@ def test_r_precision_is_chance_on_random_embeddings(rng):
     np.testing.assert_allclose(top, [1 / 32, 2 / 32, 3 / 32], atol=0.01)
 
 
+def test_the_retrieval_columns_are_r_precision_and_the_matching_distance(rng):
+    text, motion = rng.normal(size=(64, 8)), rng.normal(size=(64, 8))
+    top, matching = metrics.r_precision(text, motion)
+    assert metrics.retrieval(text, motion) == {"R@1": top[0], "R@2": top[1], "R@3": top[2],
+                                               "MM-Dist": matching}
+
+
 def test_r_precision_drops_the_incomplete_batch_and_needs_one_full_batch(rng):
     emb = rng.normal(size=(40, 4))
     top, _ = metrics.r_precision(emb, emb)

@@ -144,6 +144,10 @@ def test_loss_log_summary_and_ema(split, tmp_path):
     assert summary["steps"] == 6 and summary["checkpoint"] == "ckpt_000000006.pt"
     assert summary["config"]["train"]["ema_decay"] == 0.9
     assert (summary["config"]["encoder"], summary["config"]["encoder_key"]) == ("fake", "fake-8")
+    log, read_summary = T.read_run(tmp_path)          # what the chapters read back
+    assert read_summary == summary and log["step"].tolist() == [2, 4, 6]
+    assert log["loss"].tolist() == [r["loss"] for r in history]
+    assert log["seconds"][-1] == seconds[-1]
     ckpt = T.load_checkpoint(tmp_path / "ckpt_000000006.pt")
     assert_same_tensors(ckpt["model"], model.state_dict())
     differ = [k for k in ckpt["model"] if not torch.equal(ckpt["model"][k], ckpt["ema"][k])]
