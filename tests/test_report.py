@@ -1,4 +1,5 @@
 import json
+import subprocess
 import time
 
 import numpy as np
@@ -43,3 +44,19 @@ def test_a_published_run_is_read_back_with_its_build(tmp_path):
     assert {"commit", "date", "device", "data"} <= set(run["build"])
     assert "in 3 minutes" in report.published_note(run, "x")
     assert "no published run" in report.published_note(None, "x")
+
+
+def test_a_run_published_from_a_clean_checkout_names_its_commit_alone(tmp_path):
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "x.yml").write_text("name: x\n")
+    cfg = load_profile("x", root=tmp_path)
+    report.write_metrics(cfg, "t2m", {"rows": {}})
+    (tmp_path / "book" / "results" / "x").mkdir(parents=True)
+    (tmp_path / "book" / "results" / "x" / "t2m.json").write_text("{}")    # an earlier run's
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    for args in (["init", "-q"], ["add", "params", "book"], ["commit", "-qm", "x"]):
+        subprocess.run(git + args, check=True)
+    head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], check=True, text=True,
+                          capture_output=True).stdout.strip()
+    report.publish(cfg, {})
+    assert report.published(tmp_path, "x")["build"]["commit"] == head

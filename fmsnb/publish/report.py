@@ -91,9 +91,10 @@ def publish(cfg: Profile, chapter_seconds: dict[str, float]) -> Path:
     if not files:
         raise FileNotFoundError(f"{source}: no metrics to publish; execute the chapters first")
     folder = cfg.root / PUBLISHED_DIR / cfg.name
+    commit = git_commit(cfg.root)       # before the copies below change the tree
     for path in files:
         atomic.write_text(folder / path.name, path.read_text())
-    build = {"profile": cfg.name, "commit": git_commit(cfg.root), "device": device_name(),
+    build = {"profile": cfg.name, "commit": commit, "device": device_name(),
              "data": describe(cfg), "date": time.strftime("%Y-%m-%d %H:%M"),
              "chapter_seconds": chapter_seconds, "total_seconds": sum(chapter_seconds.values()),
              "metrics": [p.stem for p in files]}
