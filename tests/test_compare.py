@@ -13,11 +13,12 @@ def test_only_results_count_and_each_difference_is_named(tmp_path, capsys):
     a, b = tmp_path / "a" / "runs" / "default", tmp_path / "b" / "runs" / "default"
     for run, seconds in ((a, 12.5), (b, 99.0)):
         write(run, "t2m", {"rows": {"base": {"R@3": [0.74, 0.01]}}, "seconds": seconds,
+                           "depth": float("nan"),
                            "files": [f"{run.resolve()}/samples/x.npy"],
                            "training_speedup": seconds})
-    assert main([str(a), str(b)]) == 0                 # times and the run's own path left out
+    assert main([str(a), str(b)]) == 0       # times, the run's own path and NaN = NaN left out
     assert "equal" in capsys.readouterr().out
-    write(b, "t2m", {"rows": {"base": {"R@3": [0.75, 0.01]}}, "seconds": 1.0,
+    write(b, "t2m", {"rows": {"base": {"R@3": [0.75, 0.01]}}, "seconds": 1.0, "depth": float("nan"),
                      "files": [f"{b.resolve()}/samples/x.npy"], "training_speedup": 1.0})
     write(b, "extra", {"x": 1})
     assert main([str(a), str(b)]) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -34,6 +35,10 @@ def leaves(value, path: tuple = ()):
             yield from leaves(item, path + (str(i),))
     else:
         yield path, value
+
+
+def _is_nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _read(path: Path):
@@ -60,7 +65,7 @@ def differences(run_a: Path, run_b: Path) -> list[str]:
             va, vb = a.get(key, "<missing>"), b.get(key, "<missing>")
             if isinstance(va, str) and isinstance(vb, str):
                 va, vb = va.replace(roots[0], "<run>"), vb.replace(roots[1], "<run>")
-            if va != vb:
+            if va != vb and not (_is_nan(va) and _is_nan(vb)):
                 out.append(f"{name}: {'.'.join(key)}: {va!r} != {vb!r}")
     return out
 
