@@ -349,8 +349,8 @@ def model_checkpoint(cfg: Profile, name: str, encoder=None) -> Path:
 def load_generator(cfg: Profile, name: str, device=None, checkpoint=None) -> Generator:
     """Model `name` (`base` or a style) from `checkpoint`, default `model_checkpoint` (EMA
     weights if any); "<style>+gg" is that style's model sampled with grade guidance
-    (`sampling.grade_guidance_for` the style). A checkpoint given is how chapter 03 samples the base it
-    pretrained when the profile's base is MDM's release."""
+    (`sampling.grade_guidance_for` the style). A checkpoint given is how chapter 03 samples
+    the base it pretrained when the profile's base is MDM's release."""
     guided = name.endswith(GUIDED)
     name = name.removesuffix(GUIDED)
     if guided and name == BASE:
