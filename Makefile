@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 book: install
 	$(PY) -m fmsnb.publish.book --profile $(PROFILE) $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)") $(if $(DRYRUN),--dry-run)
 
-# The long profile (params/long.yml): every chapter executed with it (36 minutes here),
+# The long profile (params/long.yml): every chapter executed with it (52 minutes here),
 # its metrics and chapter times published to book/results/long/ for the default book to show.
 # It leaves its executed pages in book/notebooks/; `make book` executes the default ones again.
 long: install

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fmsnb import dataset
+from fmsnb.corpus import META_FILE, read_fms_meta
 from fmsnb.captions import plain_captions
 from fmsnb.fms import GRADES, KINECT_INDEX, MOVEMENTS, FMSDataset, Recording, skip_counts
 from fmsnb.humanml3d import (FPS, JOINT_NAMES, mirror_joints, process_joints, recover_joints,
@@ -332,7 +333,6 @@ def align_recording(rec: Recording, alignment: Alignment, max_gap: float = MAX_G
 # ---------------------------------------------------------------- corpus
 
 SPLITS = ("train", "val", "test")
-META_FILE = "fms_meta.json"
 SUMMARY_FILE = "fms_summary.json"
 
 
@@ -497,15 +497,3 @@ def write_fms_corpus(fms: FMSDataset, out_dir, mirror: bool = False,
 
 def write_summary(out, summary: CorpusSummary) -> None:
     (Path(out) / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=1))
-
-
-def read_fms_meta(root) -> dict[str, dict]:
-    """The clip metadata of a written FMS corpus: name -> {subject, movement, episode, view,
-    grade, expert_grades, mirrored, source, piece, start, end, frames}."""
-    path = Path(root) / META_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no FMS metadata file (written by write_fms_corpus)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not a valid JSON file: {err}") from None

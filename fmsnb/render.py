@@ -22,10 +22,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from mpl_toolkits.mplot3d.art3d import Line3DCollection
 from tqdm.auto import tqdm
 
+from fmsnb import physics
 from fmsnb.humanml3d import FEATURE_GROUPS, FPS, KINEMATIC_CHAINS
 
 Chains = Sequence[Sequence[int]]
@@ -360,6 +362,67 @@ def plot_stick_grid(groups: Mapping[str, Mapping[str, np.ndarray]], *, view: str
     bottom.colorbar(ScalarMappable(norm=norm, cmap=cmap),
                     cax=bottom.add_axes((0.3, 0.55, 0.4, 0.2)), orientation="horizontal",
                     label="time (s)")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+# --- Chapters 04 and 07: how deep the squats go, as the pelvis's height over time ---
+
+def plot_pelvis_heights(sources: Mapping[str, Mapping[int, Sequence[np.ndarray]]], *,
+                        fps: float = FPS, columns: int = 4, panel_size: float = 2.8,
+                        title: str | None = None) -> Figure:
+    """Squats as the pelvis's height above the floor over time, one panel per source
+    ({source: {grade: [joints (T, 22, 3), ...]}}, e.g. the real clips and each model), one
+    line per motion coloured by grade, every panel on one height and time scale.
+
+    A motion that starts and ends upright (`physics.squat_posture`), the only kind the squat
+    measure counts, is drawn solid with a dot at its lowest point; any other is dotted. A
+    dashed line per grade marks the mean lowest height of its counted motions, the depth the
+    tables report, so a model whose grades come out different shows three separate levels.
+    """
+    if not sources or any(not any(len(m) for m in by_grade.values())
+                          for by_grade in sources.values()):
+        raise ValueError("need at least one source, each with at least one motion")
+    grades = sorted({g for by_grade in sources.values() for g in by_grade})
+    if not set(grades) <= set(GRADE_COLORS):
+        raise ValueError(f"grades must be among {sorted(GRADE_COLORS)}, got {grades}")
+    columns = min(columns, len(sources))
+    n_rows = -(-len(sources) // columns)
+    fig = Figure(figsize=(panel_size * columns, 0.8 * panel_size * n_rows + 0.7),
+                 layout="constrained")
+    axes = fig.subplots(n_rows, columns, sharex=True, sharey=True, squeeze=False)
+    for ax in axes.ravel()[len(sources):]:
+        ax.set_visible(False)
+    for ax, (source, by_grade) in zip(axes.ravel(), sources.items()):
+        for grade, motions in sorted(by_grade.items()):
+            color, lowest = GRADE_COLORS[grade], []
+            for joints in motions:
+                joints = _check_joints(joints, ndim=3)
+                height = joints[:, 0, 1]
+                t = np.arange(len(height)) / fps
+                posture = physics.squat_posture(joints)
+                if posture["starts_upright"] and posture["ends_upright"]:
+                    lowest.append(height.min())
+                    ax.plot(t, height, color=color, linewidth=1.1, alpha=0.8)
+                    ax.plot(t[height.argmin()], height.min(), "o", color=color, markersize=3)
+                else:
+                    ax.plot(t, height, ":", color=color, linewidth=1.0, alpha=0.6)
+            if lowest:
+                ax.axhline(np.mean(lowest), color=color, linestyle="--", linewidth=0.9)
+        ax.set_title(textwrap.fill(source, 34), fontsize=9)
+        ax.grid(color="0.92")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("pelvis height (m)")
+    for column in range(columns):      # the lowest panel of each column carries the time axis
+        ax = axes[(len(sources) - 1 - column) // columns, column]
+        ax.xaxis.set_tick_params(labelbottom=True)
+        ax.set_xlabel("time (s)")
+    handles = [Line2D([], [], color=GRADE_COLORS[g], label=f"grade {g}") for g in grades]
+    handles += [Line2D([], [], color="0.3", linestyle=":", label="not upright at start and end"),
+                Line2D([], [], color="0.3", linestyle="--", label="mean lowest height (upright)")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
+               fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
     return fig

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from fmsnb import atomic, corpora, distributed, mdm_release
 from fmsnb.captions import STYLES, check_grade, check_style, condition, movement_captions
-from fmsnb.align import read_fms_meta
+from fmsnb.corpus import read_fms_meta
 from fmsnb.config import Profile
 from fmsnb.dataset import MotionDataset, read_mean_std, read_split
 from fmsnb.fms import GRADES, MOVEMENTS

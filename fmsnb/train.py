@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from fmsnb import atomic, distributed
-from fmsnb.align import read_fms_meta
+from fmsnb.corpus import read_fms_meta
 from fmsnb.captions import check_grade, check_style, condition
 from fmsnb.dataset import MotionDataset
 from fmsnb.diffusion import DiffusionConfig, GaussianDiffusion

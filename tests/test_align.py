@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmsnb import align, dataset
+from fmsnb import align, corpus, dataset
 from fmsnb.align import (Alignment, SpineDistances, align_joints, align_recording,
                          camera_rotation, camera_to_world, find_pieces, fit_alignment,
                          kinect_to_humanml, measure_spine, resample, split_subjects)
@@ -231,14 +231,14 @@ def standin(tmp_path_factory):
     stale = root / "hml" / "texts" / "front_s99_m01_e1.txt"
     stale.parent.mkdir(parents=True)
     stale.write_text("old\n")
-    (root / "hml" / align.META_FILE).write_text('{"front_s99_m01_e1": {}}')
+    (root / "hml" / corpus.META_FILE).write_text('{"front_s99_m01_e1": {}}')
     summary = align.write_fms_corpus(fms, root / "hml", mirror=True, seed=0, progress=False)
     return fms, root / "hml", summary
 
 
 def test_corpus_layout_splits_by_subject_and_counts(standin):
     fms, out, summary = standin
-    meta = align.read_fms_meta(out)
+    meta = corpus.read_fms_meta(out)
     splits = {s: (out / f"{s}.txt").read_text().split() for s in align.SPLITS}
     names = sum(splits.values(), [])
     assert not (out / "texts" / "front_s99_m01_e1.txt").exists()     # the earlier corpus's
@@ -269,7 +269,7 @@ def test_corpus_layout_splits_by_subject_and_counts(standin):
 
 def test_mirrored_copies_swap_movement_and_captions(standin):
     _, out, summary = standin
-    meta = align.read_fms_meta(out)
+    meta = corpus.read_fms_meta(out)
     originals = [n for n in meta if not meta[n]["mirrored"]]
     assert summary.mirrored == len(originals) > 0
     for name in originals:

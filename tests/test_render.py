@@ -1,6 +1,6 @@
 """Tests for fmsnb.render: skeletons and stick figures of both skeletons, the feature layout,
-the data chapter's grade counts and joint mapping, loss curves, stick-figure grids, metric
-intervals, confusion matrices, and videos of one motion or a grid of them."""
+the data chapter's grade counts and joint mapping, loss curves, stick-figure grids, squat
+depth over time, metric intervals, confusion matrices, and videos of one motion or a grid of them."""
 import io
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from mpl_toolkits.mplot3d.art3d import Line3DCollection
 from fmsnb import render
 from fmsnb.fms import KINECT_PARENTS
 from fmsnb.humanml3d import KINEMATIC_CHAINS, process_joints
+from postures import lying, squat
 
 
 def _motion(n_frames: int, n_joints: int = 22, seed: int = 0, speed: float = 0.01,
@@ -348,3 +349,30 @@ def test_grid_checks_its_shape_and_content(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         render.animate_grid([[np.full((5, 22, 3), np.nan)]], ["a"], ["c"], tmp_path / "x.mp4",
                             progress=False)
+
+
+# ------------------------------------------------------------ squats: pelvis height over time
+
+def test_pelvis_heights_draw_upright_squats_solid_with_their_mean_depth():
+    sources = {"real": {1: [squat(bottom=0.8)], 3: [squat(bottom=0.5), squat(bottom=0.6)]},
+               "model": {2: [lying(), squat(bottom=0.7, T=40)]}}
+    fig = render.plot_pelvis_heights(sources, columns=2, title="m01")
+    real, model = fig.axes[:2]
+    assert [ax.get_title() for ax in (real, model)] == ["real", "model"]
+    solid = [ln for ln in real.lines if ln.get_linestyle() == "-" and len(ln.get_xdata()) > 1]
+    assert len(solid) == 3                                  # each squat stands at both ends
+    means = sorted(ln.get_ydata()[0] for ln in real.lines if ln.get_linestyle() == "--")
+    assert means == pytest.approx([0.55, 0.8])               # grade 3's two squats, grade 1's
+    # The lying figure is drawn dotted and left out of its grade's mean.
+    assert [ln.get_linestyle() for ln in model.lines].count(":") == 1
+    assert [ln.get_ydata()[0] for ln in model.lines if ln.get_linestyle() == "--"] == \
+        pytest.approx([0.7])
+    assert model.get_xlabel() == "time (s)" and real.get_ylabel() == "pelvis height (m)"
+    _render(fig)
+
+
+def test_pelvis_heights_reject_bad_input():
+    with pytest.raises(ValueError, match="at least one source"):
+        render.plot_pelvis_heights({"real": {1: []}})
+    with pytest.raises(ValueError, match="grades must be"):
+        render.plot_pelvis_heights({"real": {4: [squat()]}})
