@@ -44,6 +44,23 @@ def test_a_published_run_is_read_back_with_its_build(tmp_path):
     assert {"commit", "date", "device", "data"} <= set(run["build"])
     assert "in 3 minutes" in report.published_note(run, "x")
     assert "no published run" in report.published_note(None, "x")
+    assert run["figures"] == {}                       # the run drew none of PUBLISHED_FIGURES
+
+
+def test_a_published_run_carries_its_figures(tmp_path):
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "x.yml").write_text("name: x\n")
+    cfg = load_profile("x", root=tmp_path)
+    report.write_metrics(cfg, "finetuning", {})
+    drawn = cfg.run_dir / "figures" / report.PUBLISHED_FIGURES[0]
+    drawn.parent.mkdir(parents=True)
+    drawn.write_bytes(b"\x89PNG picture")
+    (cfg.run_dir / "figures" / "other.png").write_bytes(b"not published")
+    report.publish(cfg, {})
+    run = report.published(tmp_path, "x")
+    assert list(run["figures"]) == [report.PUBLISHED_FIGURES[0]]
+    assert run["figures"][report.PUBLISHED_FIGURES[0]].read_bytes() == b"\x89PNG picture"
+    assert not (tmp_path / "book" / "results" / "x" / "figures" / "other.png").exists()
 
 
 def test_a_run_published_from_a_clean_checkout_names_its_commit_alone(tmp_path):

@@ -80,12 +80,16 @@ def footer(cfg: Profile, started: float) -> str:
 
 PUBLISHED_DIR = "book/results"
 BUILD_FILE = "build.json"
+# The figures a published run carries beside its numbers (under runs/<profile>/figures/): the
+# squats' depth over time of chapters 04 and 07, which the default book shows for `long`.
+PUBLISHED_FIGURES = ("finetuning/squat_pelvis_heights.png", "qualitative/squat_pelvis_heights.png")
 
 
 def publish(cfg: Profile, chapter_seconds: dict[str, float]) -> Path:
-    """Copy the run's metrics (`runs/<profile>/metrics/*.json`) into
-    `book/results/<profile>/` with build.json: the chapters' wall times (`chapter_seconds`,
-    name -> s), their total, the commit, date, device and data. Returns the folder."""
+    """Copy the run's metrics (`runs/<profile>/metrics/*.json`) and those of its
+    `PUBLISHED_FIGURES` it made into `book/results/<profile>/` with build.json: the chapters'
+    wall times (`chapter_seconds`, name -> s), their total, the commit, date, device and data.
+    Returns the folder."""
     source = cfg.run_dir / "metrics"
     files = sorted(source.glob("*.json"))
     if not files:
@@ -94,32 +98,38 @@ def publish(cfg: Profile, chapter_seconds: dict[str, float]) -> Path:
     commit = git_commit(cfg.root)       # before the copies below change the tree
     for path in files:
         atomic.write_text(folder / path.name, path.read_text())
+    figures = [f for f in PUBLISHED_FIGURES if (cfg.run_dir / "figures" / f).is_file()]
+    for name in figures:
+        image = (cfg.run_dir / "figures" / name).read_bytes()
+        atomic.write(folder / "figures" / name, lambda f, image=image: f.write(image))
     build = {"profile": cfg.name, "commit": commit, "device": device_name(),
              "data": describe(cfg), "date": time.strftime("%Y-%m-%d %H:%M"),
              "chapter_seconds": chapter_seconds, "total_seconds": sum(chapter_seconds.values()),
-             "metrics": [p.stem for p in files]}
+             "metrics": [p.stem for p in files], "figures": figures}
     atomic.write_text(folder / BUILD_FILE, json.dumps(build, indent=1))
     return folder
 
 
 def published(root: Path, profile: str) -> dict | None:
-    """A published run of `profile` (`publish`): {"build": build.json, metrics name: dict},
-    or None when the repository holds none."""
+    """A published run of `profile` (`publish`): {"build": build.json, "figures": {name: path
+    of each published figure}, metrics name: dict}, or None when the repository holds none."""
     folder = Path(root) / PUBLISHED_DIR / profile
     if not (folder / BUILD_FILE).is_file():
         return None
     build = json.loads((folder / BUILD_FILE).read_text())
-    return {"build": build, **{name: json.loads((folder / f"{name}.json").read_text())
-                               for name in build["metrics"]}}
+    return {"build": build,
+            "figures": {name: folder / "figures" / name for name in build.get("figures", [])},
+            **{name: json.loads((folder / f"{name}.json").read_text())
+               for name in build["metrics"]}}
 
 
-def published_note(run: dict | None, profile: str) -> str:
-    """One sentence on a published run (`published`) for the pages that show it, or on its
-    absence."""
+def published_note(run: dict | None, profile: str, shown: str = "column") -> str:
+    """One sentence on a published run (`published`) for the pages that show it as a `shown`
+    (a table's column, a figure), or on its absence."""
     if run is None:
         return (f"The repository keeps no published run of the `{profile}` profile "
                 f"(`make {profile}` makes one).")
     b = run["build"]
-    return (f"The `{b['profile']}` column is a published run (`make {b['profile']}`, "
+    return (f"The `{b['profile']}` {shown} is a published run (`make {b['profile']}`, "
             f"book/results/{b['profile']}/): commit {b['commit']}, {b['date']}, its chapters "
             f"executed in {b['total_seconds'] / 60:.0f} minutes on {b['device']}, on {b['data']}.")
