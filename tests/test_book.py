@@ -239,6 +239,7 @@ def test_every_notebook_has_the_colab_cell_right_after_its_parameters(path):
     assert code[1].source == book.COLAB_CELL, (
         f"{path}: the code cell after the parameters must be fmsnb.publish.book.COLAB_CELL, "
         "verbatim")
+    assert code[1].metadata.get("tags") == ["remove-cell"], f"{path}: the Colab cell's tags"
     assert sum(c.source == book.COLAB_CELL for c in code) == 1
 
 
