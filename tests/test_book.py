@@ -359,7 +359,7 @@ def test_toc_ends_with_the_performance_chapter_and_the_reference_pages():
     files = [c["file"] for c in toc["chapters"]]
     assert files[:2] == ["book/notebooks/01_motion_representation",
                          "book/notebooks/02_data_alignment"]
-    assert files[-5:] == ["book/notebooks/09_performance", "book/real_data", "book/profiles",
+    assert files[-5:] == ["book/notebooks/08_performance", "book/real_data", "book/profiles",
                           "book/hard_edges", "book/references"]
     assert all((REPO / f"{f}.md").is_file() for f in files[-4:])
 
