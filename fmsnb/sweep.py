@@ -15,7 +15,7 @@ training minutes, the measures) is appended to `runs/<profile>/sweep.json`:
   forests trained on the real training subjects (movement of 15, FMS test of 7, grade of 3;
   `fitness.movement_recognition`, `fitness.forest_baseline`) and their grade by that LSTM,
   and the deep squat's upright share and depth per grade (`physics.squat_depth`).
-The command line is `python -m fmsnb sweep`; chapter 09 shows the rows.
+The command line is `python -m fmsnb sweep`; chapter 08 shows the rows.
 """
 from __future__ import annotations
 
@@ -200,7 +200,7 @@ def read_rows(cfg: Profile) -> list[dict]:
 def published_path(cfg: Profile) -> Path:
     """Where the repository keeps the sweep rows behind the profile's settings:
     book/results/sweep_<profile>.json (a copy of a run's sweep.json, each row with its
-    command), which chapter 09 shows; a book build does not rerun them."""
+    command), which chapter 08 shows; a book build does not rerun them."""
     return cfg.root / "book" / "results" / f"sweep_{cfg.name}.json"
 
 

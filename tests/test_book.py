@@ -239,6 +239,7 @@ def test_every_notebook_has_the_colab_cell_right_after_its_parameters(path):
     assert code[1].source == book.COLAB_CELL, (
         f"{path}: the code cell after the parameters must be fmsnb.publish.book.COLAB_CELL, "
         "verbatim")
+    assert code[1].metadata.get("tags") == ["remove-cell"], f"{path}: the Colab cell's tags"
     assert sum(c.source == book.COLAB_CELL for c in code) == 1
 
 
@@ -358,7 +359,7 @@ def test_toc_ends_with_the_performance_chapter_and_the_reference_pages():
     files = [c["file"] for c in toc["chapters"]]
     assert files[:2] == ["book/notebooks/01_motion_representation",
                          "book/notebooks/02_data_alignment"]
-    assert files[-5:] == ["book/notebooks/09_performance", "book/real_data", "book/profiles",
+    assert files[-5:] == ["book/notebooks/08_performance", "book/real_data", "book/profiles",
                           "book/hard_edges", "book/references"]
     assert all((REPO / f"{f}.md").is_file() for f in files[-4:])
 

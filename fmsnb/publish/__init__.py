@@ -9,5 +9,6 @@ reproducibility footer, and publishes a long run's numbers to `book/results/`; `
 training and sampling speed against MDM's way of working, `devicecheck` a device's speed and a
 profile's extrapolated wall time, and `performance` turns both, with chapter wall times and FLOP
 counts, into the performance chapter's tables and cost estimates; `listing` shows the package's
-own code on a chapter's page; `compare` sets two builds' metrics side by side, key by key.
+own code on a chapter's page and `hyperparameters` a run's training settings beside the paper's;
+`compare` sets two builds' metrics side by side, key by key.
 """

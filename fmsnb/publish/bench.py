@@ -60,7 +60,7 @@ class BenchConfig:
     guidance: float = 2.5
     seed: int = 0
     # Draws of test captions on which the trained base model's two samplers are scored
-    # (`performance.sampler_quality`, chapter 09).
+    # (`performance.sampler_quality`, chapter 08).
     sampler_draws: int = 2
 
 

@@ -40,7 +40,8 @@ SOURCE_DIR = "notebooks"
 EXECUTED_DIR = "book/notebooks"
 REQUIRED_PARAMETERS = ("profile", "data_root")
 # The same in every chapter, right after the parameters cell (a test checks). Self-contained:
-# on Colab the package is not installed yet when it runs. Off Colab it does nothing.
+# on Colab the package is not installed yet when it runs. Off Colab it does nothing, so it is
+# tagged `remove-cell` and the rendered pages leave it out.
 COLAB_CELL = """\
 # On Google Colab only: get this repository (code and params/ profiles), install it, work in it.
 import os, subprocess, sys
