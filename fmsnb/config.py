@@ -25,11 +25,11 @@ import yaml
 
 from fmsnb.classifier import ClassifierConfig
 from fmsnb.diffusion import DiffusionConfig
-from fmsnb.evaluate import EvalConfig
-from fmsnb.evaluator import EvaluatorConfig
 from fmsnb.fms import POLICIES, VIEWS
 from fmsnb.mdm import MDMConfig
 from fmsnb.publish.bench import BenchConfig
+from fmsnb.t2m_evaluator import EvaluatorConfig
+from fmsnb.t2m_protocol import EvalConfig
 from fmsnb.train import TrainConfig
 
 

@@ -10,6 +10,7 @@ writes, so a bad clip is an error naming the clip. The read side follows the ref
 (T2M / MDM `Text2MotionDatasetV2`): whole-clip captions keep the whole motion, timed captions make
 sub-clips, clips outside 40..199 frames are dropped, and training crops to a multiple of 4 frames,
 normalises and pads to 196. Broken files never stop a read: each is skipped, counted and reported.
+`split_joints` reads a split's joints instead, for the measures that work on joints.
 """
 from __future__ import annotations
 
@@ -369,6 +370,31 @@ def read_split(root, split: str, mean: np.ndarray | None = None, std: np.ndarray
             else:
                 filtered.append((f"{features_path}[{a}:{b}]", f"{len(sub)} frames"))
     return SplitData(root, split, items, mean, std, len(names), skipped, filtered)
+
+
+def split_joints(root, split: str) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
+    """Joints (T_i, 22, 3) float64 of every clip of split `split` in the layout folder `root`
+    (`new_joints/`), for measures on joints; unreadable or malformed files, clips shorter than
+    the 4 frames a third difference needs and non-finite ones are skipped as (path, reason)."""
+    root = Path(root)
+    split_file = root / f"{split}.txt"
+    if not split_file.is_file():
+        raise FileNotFoundError(f"split file {split_file} not found")
+    joints, skipped = [], []
+    for name in split_file.read_text().split():
+        path = root / JOINTS_DIR / f"{name}.npy"
+        try:
+            j = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            skipped.append((str(path), f"unreadable ({e})"))
+            continue
+        if j.ndim != 3 or j.shape[1:] != (N_JOINTS, 3) or len(j) < 4:
+            skipped.append((str(path), f"shape {j.shape}, expected (T >= 4, {N_JOINTS}, 3)"))
+        elif not np.isfinite(j).all():
+            skipped.append((str(path), "NaN or infinite values"))
+        else:
+            joints.append(j.astype(np.float64))
+    return joints, skipped
 
 
 def crop_length(n_frames: int, rng: np.random.Generator, unit: int = UNIT_LENGTH,

@@ -17,13 +17,16 @@ height matches: its ankle's height makes up for the hip's sideways offset) and t
 -> neck) leans at most `UPRIGHT_LEAN` degrees from vertical. Heights are taken from the feet, not
 from y = 0, so that a floating or sinking figure is judged by its pose. A squat is measured only
 when its motion starts and ends upright (`EDGE_FRAMES` frames at each end); its depth is the
-lowest pelvis height above the floor.
+lowest pelvis height above the floor. Over a set of motions, `plausibility_stats` gives each
+measure's mean and 95% interval and `plausibility_frame` the table of several sets.
 """
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from fmsnb.humanml3d import FEET_LEFT, FEET_RIGHT, FPS
+from fmsnb.metrics import confidence_interval
 
 CONTACT_HEIGHT = 0.05   # metres; a foot joint this close to the floor is taken to be on it
 FOOT_JOINTS = list(FEET_LEFT + FEET_RIGHT)
@@ -61,6 +64,29 @@ def jerk(joints: np.ndarray, fps: int = FPS) -> float:
 
 MEASURES = {"foot skating (m/s)": foot_skating, "penetration (m)": ground_penetration,
             "floating (m)": floating, "jerk (m/s^3)": jerk}
+
+
+def plausibility_stats(motions: list[np.ndarray]) -> dict:
+    """Each of MEASURES over a set of joints (T_i, 22, 3): (mean, 95% ci) over motions."""
+    if not motions:
+        raise ValueError("no motions to measure")
+    stats = {name: confidence_interval([f(m) for m in motions]) for name, f in MEASURES.items()}
+    return {"motions": len(motions), **stats}
+
+
+def significant(x: float, digits: int = 3) -> str:
+    """x to `digits` significant digits: the measures span 1e-4 m to 1e2 m/s^3, and fixed
+    decimals would show a small but real penetration as 0.000."""
+    return f"{float(x):.{digits}g}"
+
+
+def plausibility_frame(stats: dict[str, dict], digits: int = 3) -> pd.DataFrame:
+    """Rows: motion sets; columns: number of motions and each measure as "mean ± ci", each to
+    `digits` significant digits."""
+    return pd.DataFrame({name: {"motions": s["motions"],
+                                **{m: f"{significant(s[m][0], digits)} ± "
+                                      f"{significant(s[m][1], digits)}" for m in MEASURES}}
+                         for name, s in stats.items()}).T
 
 
 def leg_length(joints: np.ndarray) -> float:

@@ -13,7 +13,7 @@ training minutes, the measures) is appended to `runs/<profile>/sweep.json`:
   clips named by chapter 06's LSTM and by a forest, both trained on the training subjects;
 - a fine-tuned model: `generation.per_cell` motions per (movement, grade), recognised by random
   forests trained on the real training subjects (movement of 15, FMS test of 7, grade of 3;
-  `fitness.movement_recognition`, `fitness.forest_baseline`) and their grade by that LSTM,
+  `grading.movement_recognition`, `grading.forest_baseline`) and their grade by that LSTM,
   and the deep squat's upright share and depth per grade (`physics.squat_depth`).
 The command line is `python -m fmsnb sweep`; chapter 08 shows the rows.
 """
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import yaml
 
-from fmsnb import atomic, corpora, evaluate, fitness, physics, quantitative, stages
+from fmsnb import atomic, corpora, grading, physics, stages, t2m_protocol, table1
 from fmsnb.captions import STYLES
 from fmsnb.classifier import GradeClassifier
 from fmsnb.config import Profile, with_values
@@ -107,41 +107,41 @@ def train_minutes(cfg: Profile, name: str) -> float:
 def probe_base(cfg: Profile, progress: bool = False) -> dict:
     """R@3 and FID of the base model the variant pretrained (not a profile's MDM release) on
     `evaluation.samples` test captions, with the same for real test clips beside them
-    (`evaluate.t2m_table`, one replication, no multimodality: a quick reading, not Table 1)."""
+    (`t2m_protocol.t2m_table`, one replication, no multimodality: a quick reading, not Table 1)."""
     items = read_split(corpora.humanml3d_root(cfg, False), "test").items
     protocol = dataclasses.replace(cfg.evaluation, replications=1, allow_smaller=True)
     base = stages.load_generator(cfg, stages.BASE,
                                  checkpoint=stages.trained_checkpoint(cfg, stages.BASE))
-    rows = evaluate.t2m_table(quantitative.get_evaluator(cfg, progress), items,
-                              {"base": base.generate}, protocol, progress,
-                              multimodality_too=False)["rows"]
+    rows = t2m_protocol.t2m_table(table1.get_evaluator(cfg, progress), items,
+                                  {"base": base.generate}, protocol, progress,
+                                  multimodality_too=False)["rows"]
     return {f"{label}_{metric}": rows[row][metric][0] for label, row in
-            (("real", "Ground truth"), ("base", "base")) for metric in ("R@3", "FID")}
+            (("real", t2m_protocol.GROUND_TRUTH), ("base", "base")) for metric in ("R@3", "FID")}
 
 
-def probe_real(cfg: Profile, real: fitness.GradedSet,
+def probe_real(cfg: Profile, real: grading.GradedSet,
                progress: bool = False) -> tuple[dict, GradeClassifier]:
     """The grade of the held-out real subjects' clips, named by the profile's LSTM (chapter 06's
     classifier, trained on the real training subjects) and by a forest on the same clips; the
     trained LSTM is returned for the generated sets."""
-    clf = fitness.train_on(cfg, real, progress)
-    forest = fitness.forest_baseline(real, {}, cfg.seed)[fitness.REAL]
-    return {"grade_lstm": fitness.score(clf, real)["accuracy"], "grade_accuracy": forest,
+    clf = grading.train_on(cfg, real, progress)
+    forest = grading.forest_baseline(real, {}, cfg.seed)[grading.REAL]
+    return {"grade_lstm": grading.score(clf, real)["accuracy"], "grade_accuracy": forest,
             "real_clips": len(real.grades)}, clf
 
 
-def probe_finetuned(cfg: Profile, name: str, real: fitness.GradedSet, clf: GradeClassifier,
+def probe_finetuned(cfg: Profile, name: str, real: grading.GradedSet, clf: GradeClassifier,
                     progress: bool = False) -> dict:
     """Movement, FMS-test and grade recognition of model `name`'s generated FMS set by forests
     trained on the real training subjects, its grade named by the real-trained LSTM `clf`, and
     its deep squats (m01) per requested grade (`physics.squat_depth`: upright share, lowest
     pelvis height of the upright ones)."""
-    data = fitness.generated_set(cfg, name, progress)
-    moves = fitness.movement_recognition(real, {name: data}, cfg.seed)[name]
+    data = grading.generated_set(cfg, name, progress)
+    moves = grading.movement_recognition(real, {name: data}, cfg.seed)[name]
     out = {"movement_accuracy": moves["accuracy"], "test_accuracy": moves["test_accuracy"],
            "wrong_side": moves["wrong_side"],
-           "grade_accuracy": fitness.forest_baseline(real, {name: data}, cfg.seed)[name],
-           "grade_lstm": fitness.score(clf, data, part="all")["accuracy"]}
+           "grade_accuracy": grading.forest_baseline(real, {name: data}, cfg.seed)[name],
+           "grade_lstm": grading.score(clf, data, part="all")["accuracy"]}
     for g in GRADES:
         pick = (data.movements == "m01") & (data.grades == g)
         squats = physics.squat_depth([recover_joints(data.features[i])
@@ -171,9 +171,9 @@ def run(cfg: Profile, name: str, settings: list[str], stage: str, styles: list[s
                      "final_loss": log[-1]["loss"], "minutes": train_minutes(var, stages.BASE),
                      **probe_base(var, progress)})
     if stage in ("finetune", "both"):
-        real = fitness.real_set(var, progress)
+        real = grading.real_set(var, progress)
         measures, clf = probe_real(var, real, progress)
-        rows.append({**common, "model": fitness.REAL, **measures})
+        rows.append({**common, "model": grading.REAL, **measures})
         logs = stages.finetune_styles(var, styles, progress)
         processes = stages.style_workers(var, styles)
         for style in styles:

@@ -277,3 +277,20 @@ def test_infinite_caption_times_are_a_counted_skip(tmp_path):
     assert [i.name for i in data.items] == ["good"]
     assert data.skipped == [(str(tmp_path / "texts/endless.txt"),
                              "line 1: start/end 'inf'/'inf' must be finite")]
+
+
+def test_split_joints_skips_broken_files(tmp_path):
+    (tmp_path / "new_joints").mkdir()
+    (tmp_path / "test.txt").write_text("good\nshort\nnan\nmissing\n")
+    np.save(tmp_path / "new_joints" / "good.npy", np.zeros((10, 22, 3)))
+    np.save(tmp_path / "new_joints" / "short.npy", np.zeros((2, 22, 3)))
+    bad = np.zeros((10, 22, 3))
+    bad[3] = np.nan
+    np.save(tmp_path / "new_joints" / "nan.npy", bad)
+    joints, skipped = ds.split_joints(tmp_path, "test")
+    assert len(joints) == 1 and joints[0].shape == (10, 22, 3)
+    reasons = {p.rsplit("/", 1)[1]: r for p, r in skipped}
+    assert set(reasons) == {"short.npy", "nan.npy", "missing.npy"}
+    assert "NaN" in reasons["nan.npy"] and "unreadable" in reasons["missing.npy"]
+    with pytest.raises(FileNotFoundError, match="val.txt"):
+        ds.split_joints(tmp_path, "val")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from fmsnb import mdm_release as R, quantitative, stages
+from fmsnb import mdm_release as R, stages, table1
 from fmsnb.cli import main
 from fmsnb.config import load_profile
 from fmsnb.diffusion import DiffusionConfig
@@ -251,7 +251,7 @@ def test_a_profile_naming_the_release_makes_it_the_runs_base(tmp_path, reference
     base = stages.load_generator(cfg, stages.BASE)   # Table 1's Base MDM row samples MDM's model
     ours, theirs = both(base.model, reference, torch.randn(3, 512))
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
-    assert quantitative.trained_steps(cfg) == {"base": 200000, "token": 2}
+    assert table1.trained_steps(cfg) == {"base": 200000, "token": 2}
 
     (tmp_path / "params" / "nofile.yml").write_text(
         PROFILE.replace("mdmtiny", "nofile") + "mdm_release: mdm/model000200000.pt\n")

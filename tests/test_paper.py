@@ -1,5 +1,5 @@
 """Tests of fmsnb.paper: its settings are training settings, its tables name our rows."""
-from fmsnb import fitness, paper, quantitative
+from fmsnb import grading, paper, t2m_protocol, table1
 from fmsnb.train import TrainConfig
 
 
@@ -11,7 +11,8 @@ def test_the_papers_training_settings_are_train_configs():
 
 
 def test_the_papers_tables_use_our_row_and_dataset_names():
-    assert set(paper.TABLE1) <= {quantitative.GROUND_TRUTH, *quantitative.ROW_LABELS.values()}
-    assert set(paper.TABLE1) >= {quantitative.row_label(name) for name in ("base", "numerical")}
-    assert set(paper.TABLE2) == {fitness.REAL, "base", "numerical", "textual"}
-    assert all(set(row) == set(fitness.METRICS) for row in paper.TABLE2.values())
+    assert set(paper.TABLE1) <= {t2m_protocol.GROUND_TRUTH, *table1.ROW_LABELS.values()}
+    assert set(paper.TABLE1) >= {table1.row_label(name) for name in ("base", "numerical")}
+    assert all(set(row) <= set(t2m_protocol.METRICS) for row in paper.TABLE1.values())
+    assert set(paper.TABLE2) == {grading.REAL, "base", "numerical", "textual"}
+    assert all(set(row) == set(grading.METRICS) for row in paper.TABLE2.values())

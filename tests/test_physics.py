@@ -89,3 +89,19 @@ def test_squat_depth_counts_only_the_upright_motions():
     assert none["upright"] == 0 and none["upright_share"] == 0
     assert np.isnan(none["lowest_pelvis_m"]) and np.isnan(none["lowest_pelvis_sd_m"])
     assert physics.squat_depth([])["n"] == 0 and np.isnan(physics.squat_depth([])["upright_share"])
+
+
+def test_plausibility_stats_and_frame():
+    stats = {"still": physics.plausibility_stats([standing(), standing()]),
+             "floating": physics.plausibility_stats([standing(height=0.3), standing(height=0.5)])}
+    assert stats["still"]["motions"] == 2
+    assert stats["still"]["floating (m)"] == (0.0, 0.0)
+    mean, ci = stats["floating"]["floating (m)"]
+    assert mean == pytest.approx(0.4 - physics.CONTACT_HEIGHT) and ci > 0
+    frame = physics.plausibility_frame(stats)
+    assert list(frame.index) == ["still", "floating"]
+    assert list(frame.columns) == ["motions", *physics.MEASURES]
+    assert frame.loc["floating", "floating (m)"] == f"{mean:.3g} ± {ci:.3g}"
+    assert physics.significant(0.000123456) == "0.000123" and physics.significant(110.488) == "110"
+    with pytest.raises(ValueError, match="no motions"):
+        physics.plausibility_stats([])

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from fmsnb import corpora, dataset, fms, mdm_release, quantitative, stages, text
+from fmsnb import corpora, dataset, fms, mdm_release, stages, table1, text
 from fmsnb.captions import plain_captions
 from fmsnb.config import load_profile
-from fmsnb.evaluator import WordVectorizer, normalisation_problems
+from fmsnb.t2m_evaluator import WordVectorizer, normalisation_problems
 from fmsnb.humanml3d import FPS, mirror_caption
 from fmsnb.mdm import MDM
 from fmsnb.publish import book
@@ -119,8 +119,8 @@ def test_clip_archive_is_what_clip_load_reads(data_root):
 
 
 def test_published_evaluator_loads_from_the_profiles_files(cfg, data_root):
-    assert quantitative.uses_published_evaluator(cfg)
-    ev = quantitative.get_evaluator(cfg, progress=False)
+    assert table1.uses_published_evaluator(cfg)
+    ev = table1.get_evaluator(cfg, progress=False)
     assert ev.source.startswith("published T2M evaluator")
     checkpoint = torch.load(data_root / rehearsal.EVALUATOR_FILE, weights_only=False)
     assert {"epoch", "iter", "opt_text_encoder", "opt_motion_encoder"} <= set(checkpoint)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fmsnb import corpora, evaluate, quantitative, stages
+from fmsnb import corpora, stages, t2m_protocol, table1
 from fmsnb.config import Profile
 from fmsnb.dataset import MAX_LEN, read_split
 from fmsnb.fms import GRADES, MOVEMENTS
@@ -171,7 +171,7 @@ def sampling_step_flops(model: MDMConfig, frames: int = MAX_LEN) -> float:
 def sampled_motions(cfg: Profile) -> dict[str, int]:
     """Motions a run of the profile samples, per model and over all models (the base model and
     one per fine-tuning style): the T2M evaluation's replications of test samples plus its
-    multimodality generations (at most 5 replications of them, as `fmsnb.evaluate` runs), and
+    multimodality generations (at most 5 replications of them, as `fmsnb.t2m_protocol` runs), and
     the classification chapter's generated FMS set (15 movements x 3 grades x
     `generation.per_cell`)."""
     ev = cfg.evaluation
@@ -262,10 +262,10 @@ def sampler_quality(cfg: Profile, replications: int = 2, progress: bool = False)
     """Is the book's fast sampler as good as MDM's? The base model answers the same test
     captions (`evaluation.samples` a replication, `replications` draws) with the profile's DDIM
     sampler and with MDM's ancestral sampler over every diffusion step: Table 1's metrics
-    (`evaluate.t2m_table`, without multimodality) of both in the run's evaluator's space,
+    (`t2m_protocol.t2m_table`, without multimodality) of both in the run's evaluator's space,
     each a (mean, 95% half-width) over the draws, beside the real clips, and the sampling
     seconds per motion of each sampler."""
-    ev = quantitative.get_evaluator(cfg, progress)
+    ev = table1.get_evaluator(cfg, progress)
     items = read_split(corpora.humanml3d_root(cfg, False), "test").items
     samplers = {f"DDIM, {cfg.sampling.steps} steps (ours)": replace(cfg.sampling, sampler="ddim"),
                 f"ancestral, {cfg.diffusion.steps} steps (MDM)":
@@ -283,33 +283,11 @@ def sampler_quality(cfg: Profile, replications: int = 2, progress: bool = False)
     generators = {name: timed(name, stages.load_generator(replace(cfg, sampling=s), stages.BASE))
                   for name, s in samplers.items()}
     protocol = replace(cfg.evaluation, replications=replications, allow_smaller=True)
-    table = evaluate.t2m_table(ev, items, generators, protocol, progress, multimodality_too=False)
+    table = t2m_protocol.t2m_table(ev, items, generators, protocol, progress,
+                                   multimodality_too=False)
     n = replications * cfg.evaluation.samples
     return {"rows": table["rows"], "seconds_per_motion": {k: s / n for k, s in seconds.items()},
             "replications": replications, "samples": cfg.evaluation.samples}
-
-
-def sampler_finding(result: dict) -> str:
-    """Sentences comparing the two samplers of `sampler_quality`, worded from its numbers: the
-    speed-up, and for R@3 and FID whether the fast sampler's mean lies within the other's
-    interval, or how much it gives up."""
-    (fast, f), (slow, s) = [(n, r) for n, r in result["rows"].items() if n != "Ground truth"]
-    speed = result["seconds_per_motion"]
-    text = [f"The {fast.split(',')[0]} sampler takes {speed[fast]:.3f} s a motion here, MDM's "
-            f"{speed[slow]:.2f} s: {speed[slow] / speed[fast]:.0f} times faster."]
-    for metric, better in (("R@3", "higher"), ("FID", "lower")):
-        (a, ci_a), (b, ci_b) = f[metric], s[metric]
-        if abs(a - b) <= max(ci_a, ci_b):
-            text.append(f"Its {metric} ({a:.3f} ± {ci_a:.3f}) is within the uncertainty of "
-                        f"MDM's sampler ({b:.3f} ± {ci_b:.3f}).")
-        else:
-            gives_up = (a < b) if better == "higher" else (a > b)
-            text.append(f"Its {metric} is {a:.3f} ± {ci_a:.3f} against {b:.3f} ± {ci_b:.3f} for "
-                        f"MDM's sampler: {'worse' if gives_up else 'better'} by {abs(a - b):.3f}"
-                        f" ({better} is better).")
-    text.append(f"(Base model, {result['replications']} draws of {result['samples']} test "
-                "captions; ± is a 95% interval over the draws.)")
-    return " ".join(text)
 
 
 def headline(metrics: dict[str, dict]) -> dict[str, str]:

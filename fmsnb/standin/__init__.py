@@ -3,7 +3,7 @@
 HumanML3D and the FMS dataset cannot be redistributed, so the `smoke`, `default` and `long`
 profiles run on corpora generated here, and the `rehearsal` profile on a whole fake data root;
 the method's readers (`fmsnb.humanml3d`, `fmsnb.dataset`, `fmsnb.fms`, `fmsnb.text`,
-`fmsnb.evaluator`, `fmsnb.mdm_release`) read them exactly as they read the real files, and
+`fmsnb.t2m_evaluator`, `fmsnb.mdm_release`) read them exactly as they read the real files, and
 nothing outside `fmsnb.corpora` and the tests needs this folder. `body` is one parametric human
 body that both corpora animate; `actions` is the HumanML3D stand-in (everyday actions, captioned
 from templates); `fms_moves` choreographs the 15 FMS movements at a requested grade and

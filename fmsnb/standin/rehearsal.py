@@ -14,7 +14,7 @@ the procedural motions of `fmsnb.standin.actions`; `FMS/` (`Skeleton data/Front`
 `clip.load`'s `build_model` infers from the shapes) and its vision tower the smallest
 `build_model` accepts, since neither MDM nor this package runs it;
 `t2m/text_mot_match/model/finest.tar`, the T2M evaluator's checkpoint with the published keys and
-shapes (`EVALUATOR_SHAPES`, written from the release's layout, not from `fmsnb.evaluator`, so a
+shapes (`EVALUATOR_SHAPES`, written from the release's layout, not from `fmsnb.t2m_evaluator`, so a
 drift of our modules from it fails to load) and random weights; its normalisation
 `t2m/Comp_v6_KLD01/meta/{mean,std}.npy`, related to Std.npy as the released files are; and the
 GloVe vocabulary `glove/our_vab_{data.npy,words.pkl,idx.pkl}` over every word of the project's
@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from fmsnb import atomic, corpora
 from fmsnb.dataset import Caption, read_mean_std, write_mean_std, write_splits
-from fmsnb.evaluator import BIASED_DIMS, FEAT_BIAS, WordVectorizer
+from fmsnb.t2m_evaluator import BIASED_DIMS, FEAT_BIAS, WordVectorizer
 from fmsnb.humanml3d import FPS, mirror_caption, mirror_joints
 from fmsnb.pos import LEXICON, tag
 from fmsnb.standin import actions, fms_recorder
@@ -199,7 +199,7 @@ def write_evaluator(root: Path, mean: np.ndarray, std: np.ndarray, seed: int = 0
     state |= {"epoch": 1, "iter": 1}
     atomic.write(root / EVALUATOR_FILE, lambda f: torch.save(state, f))
     std = np.asarray(std, np.float64).copy()
-    std[BIASED_DIMS] /= FEAT_BIAS          # as the release's (evaluator.normalisation_problems)
+    std[BIASED_DIMS] /= FEAT_BIAS          # as the release's (t2m_evaluator.normalisation_problems)
     for file, array in ((EVALUATOR_MEAN, np.asarray(mean, np.float64)), (EVALUATOR_STD, std)):
         atomic.write(root / file, lambda f, a=array: np.save(f, a))
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from fmsnb import evaluate as ev
+from fmsnb import t2m_protocol as protocol
 from fmsnb.config import load_profile
 from fmsnb.dataset import Caption, MotionItem
 
@@ -47,14 +47,14 @@ def noise(captions, lengths, seed):
     return [rng.normal(size=(n, 263)).astype(np.float32) for n in lengths]
 
 
-SMALL = ev.EvalConfig(replications=2, samples=64, diversity_pairs=50, mm_captions=4,
-                      mm_repeats=5, mm_pairs=3, allow_smaller=True)
+SMALL = protocol.EvalConfig(replications=2, samples=64, diversity_pairs=50, mm_captions=4,
+                            mm_repeats=5, mm_pairs=3, allow_smaller=True)
 
 
 def test_table_rows_and_ordering(corpus):
     evaluator, items = corpus
-    table = ev.t2m_table(evaluator, items, {"oracle": oracle(items), "noise": noise}, SMALL,
-                         progress=False)
+    table = protocol.t2m_table(evaluator, items, {"oracle": oracle(items), "noise": noise},
+                               SMALL, progress=False)
     rows = table["rows"]
     assert set(rows) == {"Ground truth", "oracle", "noise"}
     assert rows["oracle"]["R@1"][0] == pytest.approx(rows["Ground truth"]["R@1"][0])
@@ -67,16 +67,16 @@ def test_table_rows_and_ordering(corpus):
 
 def test_smaller_protocol_needs_the_profiles_consent(corpus):
     evaluator, items = corpus
-    strict = ev.EvalConfig(replications=2, samples=64)
+    strict = protocol.EvalConfig(replications=2, samples=64)
     with pytest.raises(ValueError, match="allow_smaller"):
-        ev.t2m_table(evaluator, items, {}, strict, progress=False)
+        protocol.t2m_table(evaluator, items, {}, strict, progress=False)
     with pytest.raises(ValueError, match="at least 32"):
-        ev.t2m_table(evaluator, items[:20], {}, SMALL, progress=False)
+        protocol.t2m_table(evaluator, items[:20], {}, SMALL, progress=False)
 
 
 def test_test_set_crops_are_multiples_of_four(corpus):
     _, items = corpus
-    feats, captions, tokens = ev.draw_test_set(items, 10, np.random.default_rng(1))
+    feats, captions, tokens = protocol.draw_test_set(items, 10, np.random.default_rng(1))
     assert all(len(f) % 4 == 0 and len(f) <= 60 for f in feats)
     assert len(set(captions)) == 10 and tokens[0] == [captions[0]]
 
@@ -90,11 +90,11 @@ def test_the_published_protocol_is_20_replications_or_5_with_multimodality(corpu
     with pytest.raises(ValueError, match="replications 5 < 20"):
         full.check(4000, multimodality=False)
     evaluator, items = corpus
-    table = ev.t2m_table(evaluator, items, {}, replace(SMALL, replications=5),
-                         progress=False)
+    table = protocol.t2m_table(evaluator, items, {}, replace(SMALL, replications=5),
+                               progress=False)
     assert not any("replications" in n for n in table["protocol"]["smaller_than_published"])
-    table = ev.t2m_table(evaluator, items, {}, replace(SMALL, replications=5),
-                         progress=False, multimodality_too=False)
+    table = protocol.t2m_table(evaluator, items, {}, replace(SMALL, replications=5),
+                               progress=False, multimodality_too=False)
     assert "replications 5 < 20" in table["protocol"]["smaller_than_published"]
 
 
@@ -103,12 +103,35 @@ def test_fid_reference_is_the_whole_test_split_and_ground_truth_a_second_pass(co
     # issue 12, defect (b): the reference was a second random draw of `samples` clips, which
     # put the ground truth's FID well above MDM's 0.002 and biased every model's FID upward.
     evaluator, items = corpus                 # 80 test clips; the models are asked for 64
-    sizes, fid = [], ev.metrics.fid
-    monkeypatch.setattr(ev.metrics, "fid", lambda a, b: sizes.append((len(a), len(b))) or fid(a, b))
-    table = ev.t2m_table(evaluator, items, {"oracle": oracle(items)}, SMALL, progress=False,
-                         multimodality_too=False)
+    sizes, fid = [], protocol.metrics.fid
+    monkeypatch.setattr(protocol.metrics, "fid",
+                        lambda a, b: sizes.append((len(a), len(b))) or fid(a, b))
+    table = protocol.t2m_table(evaluator, items, {"oracle": oracle(items)}, SMALL,
+                               progress=False, multimodality_too=False)
     assert sizes == [(80, 80), (80, 64)] * SMALL.replications
     rows = table["rows"]
     assert rows["Ground truth"]["FID"][0] < 1e-3      # the same clips: only the crops differ
     assert rows["Ground truth"]["R@1"][0] == pytest.approx(1.0)
     assert rows["oracle"]["FID"][0] > 10 * rows["Ground truth"]["FID"][0]    # 64 of 80 clips
+
+
+def coded_items(n=64, seed=0):
+    """n clips, each a constant motion carrying its own code, captioned with one word."""
+    rng = np.random.default_rng(seed)
+    codes, items = {}, []
+    for i in range(n):
+        codes[f"w{i}"] = code = rng.normal(size=8) * 3
+        motion = np.tile(np.concatenate([code, np.zeros(255)]), (48, 1)).astype(np.float32)
+        items.append(MotionItem(f"c{i}", motion, [Caption(f"w{i}", [f"w{i}"])]))
+    return MeanEvaluator(codes), items
+
+
+def test_retrieval_check_against_chance():
+    evaluator, items = coded_items(70)
+    check = protocol.retrieval_check(evaluator, items, replications=2)
+    assert check["pairs"] == 64 and check["replications"] == 2
+    assert check["R@1"][0] == pytest.approx(1.0) and check["MM-Dist"][0] < 1e-3
+    assert check["chance"]["R@3"] == pytest.approx(3 / 32)
+    flat = MeanEvaluator({k: np.zeros(8) for k in evaluator.codes})   # texts carry no information
+    blind = protocol.retrieval_check(flat, items, replications=2)
+    assert blind["R@3"][0] < 0.5

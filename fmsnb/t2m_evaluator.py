@@ -7,15 +7,16 @@ output), then a bidirectional GRU over length // 4 steps, and an MLP to 512-d. M
 parameter names follow the published checkpoint (`finest.tar`: text_encoder, motion_encoder,
 movement_encoder) so that it loads as is when a user provides it with the GloVe files and its own
 normalisation, which `normalisation_problems` checks against the dataset's (a wrong file would
-corrupt every metric without failing). Without
-those files, `train_evaluator` trains the same architecture contrastively on the corpus at hand,
-with a fixed random word-vector table over the corpus vocabulary; numbers from such an evaluator
-are comparable only with each other, never with the paper's, and the book says which produced each.
+corrupt every metric without failing). Without those files, `train_evaluator` trains the same
+architecture contrastively on the corpus at hand, with a fixed random word-vector table over the
+corpus vocabulary; numbers from such an evaluator are comparable only with each other, never with
+the paper's, and the book says which produced each. `save_evaluator` writes a trained one to a
+file with a stamp of what it was trained on, and `load_evaluator` reads it back.
 """
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +249,36 @@ def load_published(checkpoint, glove_dir, mean, std) -> Evaluator:
             raise ValueError(f"{checkpoint}: '{key}' does not fit the T2M architecture: {e}") from e
     return ev
 
+
+
+def save_evaluator(ev: Evaluator, path, stamp: str) -> Path:
+    """Write the evaluator's modules, word table and mean/std to `path` atomically."""
+    state = {"stamp": stamp, "source": ev.source, "cfg": asdict(ev.cfg),
+             "vectors": torch.from_numpy(ev.words.vectors), "index": dict(ev.words.index),
+             "mean": torch.from_numpy(np.asarray(ev.mean, np.float32)),
+             "std": torch.from_numpy(np.asarray(ev.std, np.float32)),
+             "modules": {k: m.state_dict() for k, m in ev.modules().items()}}
+    atomic.torch_save(state, path)
+    return Path(path)
+
+
+def load_evaluator(path) -> tuple[Evaluator, str]:
+    """An evaluator written by `save_evaluator`, and the stamp it was saved with."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved evaluator at {path}")
+    bad = f"{path}: not a saved evaluator of this version"
+    state = atomic.torch_load(path, bad)
+    try:
+        words = WordVectorizer(state["vectors"].numpy(), state["index"])
+        ev = Evaluator(words, state["mean"].numpy(), state["std"].numpy(), state["source"],
+                       EvaluatorConfig(**state["cfg"]))
+        for key, module in ev.modules().items():
+            module.load_state_dict(state["modules"][key])
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:    # a dict of another layout
+        raise ValueError(f"{bad} ({e})") from e
+    ev._eval()
+    return ev, state["stamp"]
 
 # T2M's evaluator was trained on features normalised with HumanML3D's Std, except that the root
 # (angular and linear velocity, height) and foot-contact dims were divided by a further 25 (its

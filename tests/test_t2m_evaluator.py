@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from fmsnb import evaluator as e
+from fmsnb import t2m_evaluator as e
 from fmsnb.metrics import pairwise_distances, r_precision
 
 ACTIONS = ["walk", "run", "jump", "kick"]
@@ -105,3 +105,24 @@ def test_normalisation_check_knows_the_released_files(shared_data):
     assert "NaN" in e.normalisation_problems(ev_mean, broken, mean, std)["std"]
     assert "Mean" in e.normalisation_problems(ev_mean + 3 * std, ev_std, mean, std)["mean"]
     assert "1/25" in e.normalisation_problems(ev_mean, 3 * ev_std, mean, std)["std"]
+
+
+def test_saved_evaluator_round_trip_and_bad_file(tmp_path):
+    torch.manual_seed(0)
+    words = e.WordVectorizer.from_vocabulary(["walk", "person"], dim=6)
+    small = e.EvaluatorConfig(text_hidden=4, movement_hidden=4, motion_hidden=4, embed_dim=4)
+    ev = e.Evaluator(words, np.zeros(263, np.float32), np.ones(263, np.float32), "here", small)
+    e.save_evaluator(ev, tmp_path / "e.pt", "stamp-1")
+    loaded, stamp = e.load_evaluator(tmp_path / "e.pt")
+    assert stamp == "stamp-1" and loaded.source == "here" and loaded.cfg == small
+    feats = [np.random.default_rng(1).normal(size=(44, 263)).astype(np.float32)]
+    np.testing.assert_allclose(loaded.embed_motions(feats), ev.embed_motions(feats), atol=1e-6)
+    toks = [["a/DET", "person/NOUN", "walk/VERB"]]
+    np.testing.assert_allclose(loaded.embed_texts(toks), ev.embed_texts(toks), atol=1e-6)
+    assert not list(tmp_path.glob("*.tmp"))          # written atomically, nothing left over
+
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt"):
+        e.load_evaluator(tmp_path / "bad.pt")
+    with pytest.raises(FileNotFoundError, match="none.pt"):
+        e.load_evaluator(tmp_path / "none.pt")

@@ -1,10 +1,9 @@
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from fmsnb import dataset, fitness
+from fmsnb import dataset, grading
 from fmsnb.captions import plain_captions
 from fmsnb.classifier import ClassifierConfig, classification_report
 from fmsnb.config import load_profile
@@ -20,14 +19,14 @@ def cfg():
 
 def test_stratified_split_holds_out_the_fraction_of_every_label():
     labels = np.repeat([1, 2, 3], [10, 20, 2])
-    test = fitness.stratified_split(labels, 0.3, seed=0)
+    test = grading.stratified_split(labels, 0.3, seed=0)
     assert [int(test[labels == g].sum()) for g in (1, 2, 3)] == [3, 6, 1]
-    np.testing.assert_array_equal(test, fitness.stratified_split(labels, 0.3, seed=0))
-    assert not np.array_equal(test, fitness.stratified_split(labels, 0.3, seed=1))
+    np.testing.assert_array_equal(test, grading.stratified_split(labels, 0.3, seed=0))
+    assert not np.array_equal(test, grading.stratified_split(labels, 0.3, seed=1))
     # a single-item label stays in training; a bad fraction is an error
-    assert not fitness.stratified_split(np.array([1, 2, 2]), 0.3, 0)[0]
+    assert not grading.stratified_split(np.array([1, 2, 2]), 0.3, 0)[0]
     with pytest.raises(ValueError, match="fraction"):
-        fitness.stratified_split(labels, 1.0, 0)
+        grading.stratified_split(labels, 1.0, 0)
 
 
 def write_corpus(root, clips, splits, meta):
@@ -55,10 +54,10 @@ def test_real_set_splits_by_subject_and_counts_what_it_leaves_out(tmp_path, cfg,
     write_corpus(tmp_path, clips, splits, meta)
     del meta["orphan"]
     (tmp_path / "fms_meta.json").write_text(json.dumps(meta))
-    monkeypatch.setattr(fitness.corpora, "fms_corpus_root", lambda cfg, progress=True: tmp_path)
+    monkeypatch.setattr(grading.corpora, "fms_corpus_root", lambda cfg, progress=True: tmp_path)
 
-    data = fitness.real_set(cfg)
-    assert data.name == fitness.REAL and len(data.features) == 5
+    data = grading.real_set(cfg)
+    assert data.name == grading.REAL and len(data.features) == 5
     train_f, train_g = data.part(test=False)
     assert [len(f) for f in train_f] == [50, 50, 60] and train_g.tolist() == [1, 1, 2]
     assert sorted(data.subjects[data.test]) == ["s02", "s03"]
@@ -72,32 +71,32 @@ def test_real_set_splits_by_subject_and_counts_what_it_leaves_out(tmp_path, cfg,
 def test_real_set_refuses_a_subject_on_both_sides(tmp_path, cfg, monkeypatch):
     meta = {"a": info("s01", 1), "b": info("s01", 2)}
     write_corpus(tmp_path, {"a": 50, "b": 50}, {"train": ["a"], "val": [], "test": ["b"]}, meta)
-    monkeypatch.setattr(fitness.corpora, "fms_corpus_root", lambda cfg, progress=True: tmp_path)
+    monkeypatch.setattr(grading.corpora, "fms_corpus_root", lambda cfg, progress=True: tmp_path)
     with pytest.raises(ValueError, match="s01"):
-        fitness.real_set(cfg)
+        grading.real_set(cfg)
 
 
 def test_generated_set_is_stratified_by_requested_grade(cfg, monkeypatch):
     grades = np.tile([1, 2, 3], 10)
     fake = {"features": [np.zeros((40, 263))] * 30, "movements": np.array(["m01"] * 30),
             "grades": grades}
-    monkeypatch.setattr(fitness.stages, "generated_fms_set", lambda cfg, name, progress: fake)
-    data = fitness.generated_set(cfg, "textual")
+    monkeypatch.setattr(grading.stages, "generated_fms_set", lambda cfg, name, progress: fake)
+    data = grading.generated_set(cfg, "textual")
     assert data.name == "textual" and data.subjects is None
     assert [int(data.test[grades == g].sum()) for g in (1, 2, 3)] == [3, 3, 3]
 
 
 def test_inputs_and_epochs_follow_the_profile(cfg):
     features = [np.zeros((5, 263), np.float32)]
-    assert fitness.classifier_inputs(features, "features") is features
-    assert fitness.classifier_inputs(features, "joints")[0].shape == (5, 22, 3)
+    assert grading.classifier_inputs(features, "features") is features
+    assert grading.classifier_inputs(features, "joints")[0].shape == (5, 22, 3)
     with pytest.raises(ValueError, match="unknown classifier input"):
-        fitness.classifier_inputs(features, "pixels")
-    assert fitness.classifier_config(cfg, "real").epochs == cfg.classifier.epochs
-    assert fitness.classifier_config(cfg, "base").epochs == cfg.generation.generated_epochs
+        grading.classifier_inputs(features, "pixels")
+    assert grading.classifier_config(cfg, "real").epochs == cfg.classifier.epochs
+    assert grading.classifier_config(cfg, "base").epochs == cfg.generation.generated_epochs
 
 
-# ------------------------------------------------------------------ scoring and wording
+# ------------------------------------------------------------------ scoring, aims and tables
 
 class Oracle:
     """A stand-in classifier that predicts the grades it is told to."""
@@ -113,20 +112,20 @@ class Oracle:
 
 def test_score_on_test_part_and_on_everything():
     grades = np.array([1, 2, 3, 2])
-    data = fitness.GradedSet("x", [np.zeros((4, 263))] * 4, grades, np.array(["m01"] * 4),
+    data = grading.GradedSet("x", [np.zeros((4, 263))] * 4, grades, np.array(["m01"] * 4),
                              np.array([False, True, True, False]))
-    report = fitness.score(Oracle([2, 2]), data)
+    report = grading.score(Oracle([2, 2]), data)
     assert report["n"] == 2 and report["accuracy"] == 0.5
     assert report["predicted"] == {1: 0.0, 2: 1.0, 3: 0.0}
-    assert fitness.score(Oracle(grades), data, part="all")["accuracy"] == 1.0
+    assert grading.score(Oracle(grades), data, part="all")["accuracy"] == 1.0
     with pytest.raises(ValueError, match="part"):
-        fitness.score(Oracle(grades), data, part="train")
+        grading.score(Oracle(grades), data, part="train")
 
 
 def test_chance_interval_contains_chance_and_narrows():
-    lo, hi = fitness.chance_interval(30)
-    lo2, hi2 = fitness.chance_interval(3000)
-    assert lo < lo2 < fitness.CHANCE < hi2 < hi
+    lo, hi = grading.chance_interval(30)
+    lo2, hi2 = grading.chance_interval(3000)
+    assert lo < lo2 < grading.CHANCE < hi2 < hi
 
 
 def report_with(accuracy, n=300, guess=2):
@@ -160,13 +159,13 @@ def recognition_with(real, tuned, base=0.1):
         wrong = np.arange(n) >= round(accuracy * n)
         pred[wrong] = [MOVEMENTS[c].mirror if MOVEMENTS[c].mirror != c else
                        ("m02" if c == "m01" else "m01") for c in true[wrong]]
-        return fitness.movement_report(true, pred)
+        return grading.movement_report(true, pred)
     return {"real": report(real), "base": report(base),
             **{n: report(a) for n, a in zip(("numerical", "textual", "token"), tuned)}}
 
 
 def test_aims_are_checked_against_their_targets():
-    rows = fitness.aims(results_with(0.95, 0.40, (0.8, 0.6, 0.75), (0.55, 0.55, 0.9)),
+    rows = grading.aims(results_with(0.95, 0.40, (0.8, 0.6, 0.75), (0.55, 0.55, 0.9)),
                         recognition_with(0.97, (0.9, 0.5, 0.8)))
     reached = {(r["measure"], r["dataset"]): r["reached"] for r in rows}
     assert reached[("within", "real")] and reached[("within", "base")]
@@ -177,11 +176,11 @@ def test_aims_are_checked_against_their_targets():
     assert reached[("movement", "real")]
     assert [reached[("movement", n)] for n in tuned] == [True, False, True]
     assert ("movement", "base") not in reached                  # no movement aim for the base
-    table = fitness.aims_table(rows)
+    table = grading.aims_table(rows)
     assert "**no**" in table and "| requested movement named, fine-tuned set | textual |" in table
     # beside another run that lacks the token set: its misses in bold, its gaps "-"
     other = [dict(r, accuracy=0.99, reached=True) for r in rows if r["dataset"] != "token"]
-    beside = fitness.aims_beside({"this build": rows, "long": other}).splitlines()
+    beside = grading.aims_beside({"this build": rows, "long": other}).splitlines()
     assert beside[0] == "| Aim | Dataset | Target | this build | long |"
     assert len(beside) == 2 + len(rows)
     line = next(x for x in beside if x.startswith("| requested movement named, fine-tuned set "
@@ -191,77 +190,38 @@ def test_aims_are_checked_against_their_targets():
 
 
 def test_an_aim_concerns_its_datasets():
-    aim = fitness.Aim("x", "within", (fitness.FINE_TUNED,), at_most=0.4)
+    aim = grading.Aim("x", "within", (grading.FINE_TUNED,), at_most=0.4)
     assert aim.concerns("token") and aim.concerns("numerical") and not aim.concerns("real")
     assert not aim.concerns("base") and aim.reached(0.4) and not aim.reached(0.41)
-    assert aim.target() == "<= 0.4" and aim.words() == "at most 40%"
-    assert fitness.aim_for("real_trained", "numerical").at_least == 0.5
-    assert fitness.aim_for("real_trained", "base") is None
+    assert aim.target() == "<= 0.4"
+    assert grading.aim_for("real_trained", "numerical").at_least == 0.5
+    assert grading.aim_for("real_trained", "base") is None
 
 
 def test_table2_puts_the_papers_numbers_beside_ours():
     results = results_with(0.9, 0.4, (0.7, 0.7, 0.7), (0.6, 0.6, 0.6))
-    table = fitness.table2(results["within"])
+    table = grading.table2(results["within"])
     header = table.splitlines()[0]
     assert "Real *(paper)*" in header and "Token *(paper)*" not in header
     accuracy = table.splitlines()[2]
     assert accuracy.startswith("| Accuracy | 90.0% | *84%* |")
-    assert "(paper)" not in fitness.table2(results["within"], paper=False)
-
-
-def test_findings_are_worded_from_the_numbers():
-    good = fitness.findings(results_with(0.95, 0.34, (0.6, 0.8, 0.7), (0.3, 0.78, 0.9)))
-    assert "reaching the project's aim" in good["real"]
-    assert "inside the range" in good["base"]
-    assert "Every fine-tuned set beats the base set" in good["fine_tuned"]
-    assert "As in the paper" in good["fine_tuned"]
-    assert ("Of the fine-tuned sets, 2 of 3 reach their aims (at least 50% for numerical; "
-            "at least 60% for textual and token)") in good["real_trained"]
-    assert "2 of 3 reach the aim (at least 70%)" in good["fine_tuned"]
-    dominant = good["real_trained"].split("Whatever was requested")[1]
-    assert "grade 2" in dominant and "(base)" in dominant and "(numerical)" in dominant
-    assert "(textual)" not in dominant                 # mostly recognised: no single grade
-    assert "For numerical (60% vs 30%), the paper's protocol scores clearly higher" in \
-        good["protocols"]
-    assert "For token (70% vs 90%), the real-trained classifier does better" in good["protocols"]
-    assert "For textual (80% vs 78%), the two protocols agree" in good["protocols"]
-    assert "reaches 60% (numerical), 80% (textual) and 70% (token)." in good["fine_tuned"]
-
-    bad = fitness.findings(results_with(0.5, 0.8, (0.35, 0.3, 0.35), (0.35, 0.3, 0.35)))
-    assert "short of the project's aim" in bad["real"]
-    assert "outside the range" in bad["base"]
-    assert "No fine-tuned set beats the base set" in bad["fine_tuned"]
-    assert "their order says nothing" in bad["fine_tuned"]
-    middling = fitness.findings(results_with(0.9, 0.34, (0.7, 0.5, 0.9), (0.6, 0.6, 0.6)))
-    assert "Unlike the paper" in middling["fine_tuned"]
-    assert "over-predicts grade 2" in bad["real"]
-    assert all(f"({n})" in bad["real_trained"].split("Whatever")[1]
-               for n in ("base", "numerical", "textual", "token"))
-    assert "none is above the range of random guessing" in bad["fine_tuned"]
-    assert "neither protocol is above the range" in bad["protocols"]
-
-
-def test_findings_read_their_targets_from_the_aims(monkeypatch):
-    results = results_with(0.8, 0.34, (0.6, 0.8, 0.7), (0.3, 0.78, 0.9))
-    assert "short of the project's aim (at least 85%)" in fitness.findings(results)["real"]
-    monkeypatch.setattr(fitness, "AIMS", (fitness.Aim("x", "within", ("real",), at_least=0.75),))
-    assert "reaching the project's aim (at least 75%)" in fitness.findings(results)["real"]
+    assert "(paper)" not in grading.table2(results["within"], paper=False)
 
 
 def test_datasets_table_and_metrics_record(cfg):
     grades = np.array([1, 2, 3, 2])
-    data = fitness.GradedSet("real", [np.zeros((4, 263))] * 4, grades, np.array(["m01"] * 4),
+    data = grading.GradedSet("real", [np.zeros((4, 263))] * 4, grades, np.array(["m01"] * 4),
                              np.array([False, True, False, True]),
                              np.array(["s01", "s02", "s01", "s03"]))
-    row = fitness.datasets_table({"real": data}).splitlines()[2]
+    row = grading.datasets_table({"real": data}).splitlines()[2]
     assert row == "| real | 2 | 2 | 1 / 0 / 1 | 0 / 2 / 0 | s02, s03 | 0 |"
     results = results_with(0.9, 0.4, (0.7, 0.7, 0.7), (0.6, 0.6, 0.6))
     movement = recognition_with(0.97, (0.9, 0.5, 0.8))
-    record = fitness.metrics_record(cfg, {"real": data}, results, {"train real": 1.0}, movement)
+    record = grading.metrics_record(cfg, {"real": data}, results, {"train real": 1.0}, movement)
     assert set(record["within"]) == {"real", "base", "numerical", "textual", "token"}
     token = record["real_trained"]["token"]
     assert token["accuracy"] == results["real_trained"]["token"]["accuracy"]
-    assert set(fitness.METRICS) | {"confusion"} <= set(record["within"]["real"])
+    assert set(grading.METRICS) | {"confusion"} <= set(record["within"]["real"])
     assert record["epochs"] == {"real": cfg.classifier.epochs}
     assert len(record["aims"]) == 12 and record["movement"] == movement
     assert record["movement_codes"] == list(MOVEMENTS)
@@ -274,13 +234,13 @@ def graded(name, grades, rng, shift=1.0, test=None):
     """Clips whose features sit at `shift` * grade: a grade any summary can read."""
     feats = [rng.normal(size=(int(rng.integers(20, 40)), 263)) + shift * g for g in grades]
     test = np.zeros(len(grades), bool) if test is None else test
-    return fitness.GradedSet(name, feats, np.asarray(grades), np.array(["m01"] * len(grades)),
+    return grading.GradedSet(name, feats, np.asarray(grades), np.array(["m01"] * len(grades)),
                              test)
 
 
 def test_clip_statistics_summarise_each_feature():
     clip = np.arange(6, dtype=float).reshape(3, 2)              # frames 3, features 2
-    stats = fitness.clip_statistics([clip])
+    stats = grading.clip_statistics([clip])
     np.testing.assert_allclose(stats[0], [2, 3, clip[:, 0].std(), clip[:, 1].std(), 0, 1, 4, 5])
 
 
@@ -291,20 +251,8 @@ def test_forest_recognises_readable_grades_and_not_shuffled_ones():
     faithful = graded("token", grades, rng)
     shuffled = graded("base", rng.permutation(grades), rng)
     shuffled.grades = grades                                      # requested, not shown
-    acc = fitness.forest_baseline(real, {"token": faithful, "base": shuffled}, trees=50)
+    acc = grading.forest_baseline(real, {"token": faithful, "base": shuffled}, trees=50)
     assert acc["real"] >= 0.9 and acc["token"] >= 0.9 and acc["base"] <= 0.55
-
-
-def test_forest_finding_is_worded_from_the_numbers():
-    results = results_with(0.7, 0.34, (0.5, 0.5, 0.5), (0.3, 0.4, 0.35))
-    text = fitness.forest_finding(results, {"real": 0.87, "numerical": 0.62, "textual": 0.4,
-                                            "token": 0.3})
-    assert "forest reaches 87%, the LSTM 70%" in text and "within reach" in text
-    assert "62% (numerical), 40% (textual) and 30% (token)" in text
-    assert "1 of 3 reach their aims (at least 50% for numerical;" in text
-    same = fitness.forest_finding(results, {"real": 0.72, "numerical": 0.3, "textual": 0.3,
-                                            "token": 0.3})
-    assert "not what limits" in same
 
 
 # ------------------------------------------------------------------ movement recognition
@@ -312,7 +260,7 @@ def test_forest_finding_is_worded_from_the_numbers():
 def test_movement_report_counts_movements_tests_and_sides():
     true = np.array(["m03", "m03", "m04", "m01", "m12", "m12"])
     pred = np.array(["m03", "m04", "m04", "m02", "m15", "m09"])
-    report = fitness.movement_report(true, pred)
+    report = grading.movement_report(true, pred)
     assert report["accuracy"] == pytest.approx(2 / 6)
     assert report["test_accuracy"] == pytest.approx(5 / 6)       # all but the leg raise
     assert report["wrong_side"] == pytest.approx(1 / 6)          # m03 named m04; m01/m02 are
@@ -331,7 +279,7 @@ def moving(name, movements, rng, test=None):
     index = {code: k for k, code in enumerate(MOVEMENTS)}
     feats = [rng.normal(size=(int(rng.integers(20, 40)), 263)) + index[m] for m in movements]
     test = np.zeros(len(movements), bool) if test is None else test
-    return fitness.GradedSet(name, feats, np.ones(len(movements), int), np.asarray(movements),
+    return grading.GradedSet(name, feats, np.ones(len(movements), int), np.asarray(movements),
                              test)
 
 
@@ -342,20 +290,9 @@ def test_movement_recognition_names_readable_movements_and_not_shuffled_ones():
     faithful = moving("token", codes, rng)
     shuffled = moving("base", rng.permutation(codes), rng)
     shuffled.movements = codes                                   # requested, not shown
-    out = fitness.movement_recognition(real, {"token": faithful, "base": shuffled}, trees=50)
+    out = grading.movement_recognition(real, {"token": faithful, "base": shuffled}, trees=50)
     assert set(out) == {"real", "token", "base"} and out["real"]["n"] == 30
     assert out["real"]["accuracy"] >= 0.9 and out["token"]["accuracy"] >= 0.9
     assert out["base"]["accuracy"] <= 0.3
-    table = fitness.movement_table(out).splitlines()
+    table = grading.movement_table(out).splitlines()
     assert len(table) == 5 and table[3].startswith("| token | 90 |")
-
-
-def test_movement_finding_is_worded_from_the_numbers():
-    text = fitness.movement_finding(recognition_with(0.97, (0.9, 0.5, 0.8)))
-    assert "names the movement of 97% of 150 clips" in text and "reaching the aim" in text
-    assert "(at least 95%)" in text
-    assert "90% (numerical), 50% (textual) and 80% (token)" in text
-    assert "2 of 3 reach the aim (at least 80%)" in text
-    assert "wrong side" in text and "(textual)" in text.split("wrong side")[1]
-    weak = fitness.movement_finding(recognition_with(0.6, (0.97, 0.97, 0.97)))
-    assert "short of the aim" in weak and "No fine-tuned set has more than 5%" in weak
