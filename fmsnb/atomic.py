@@ -15,6 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+# In the name of every temporary folder fmsnb makes beside a target (`.NAME.fmsnb-tmp-XXXXXXXX`),
+# so that sweeping the ones a killed run left never matches a folder of the user's (`.NAME.old`).
+TEMP_MARK = ".fmsnb-tmp-"
+
 
 def write(path, dump: Callable[[BinaryIO], object], fsync: bool = False) -> Path:
     """Write `path` by `dump(f)` on a temporary binary file beside it, then rename it into

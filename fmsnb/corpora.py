@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from fmsnb import align, fms
+from fmsnb import align, atomic, fms
 from fmsnb.config import Profile
 from fmsnb.standin import actions, fms_recorder
 
@@ -50,9 +50,9 @@ def made(folder: Path, settings: dict, write: Callable[[Path], object]) -> Path:
     if _is_complete(folder, settings):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    for stale in folder.parent.glob(f".{folder.name}.*"):
+    for stale in folder.parent.glob(f".{folder.name}{atomic.TEMP_MARK}*"):    # only fmsnb's own
         shutil.rmtree(stale)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}{atomic.TEMP_MARK}"))
     try:
         write(tmp)
         (tmp / MARKER).write_text(json.dumps(settings, indent=1) + "\n")

@@ -193,7 +193,7 @@ def write_folder(out, motions: list[np.ndarray], info: dict, animate: bool = Tru
     out = Path(out)
     owned = _owned_files(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}{atomic.TEMP_MARK}"))
     try:
         for i, features in enumerate(motions):
             save_sample(tmp, f"sample{i:02d}", features, animate=animate, progress=progress)

@@ -160,6 +160,13 @@ def test_write_folder_never_touches_a_users_files(tmp_path, shared_data):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
 
 
+def test_write_folder_leaves_a_users_sibling_folder_alone(tmp_path, shared_data):
+    users = tmp_path / ".out.keep"
+    users.mkdir()
+    write_folder(tmp_path / "out", _motions(1, shared_data), {}, animate=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.keep", "out"]
+
+
 def test_write_folder_replaces_only_its_own_earlier_samples(tmp_path, shared_data):
     out = tmp_path / "out"
     write_folder(out, _motions(3, shared_data), {"caption": "walk", "grade": 3}, animate=False)
