@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -185,16 +183,15 @@ def write_folder(out, motions: list[np.ndarray], info: dict, animate: bool = Tru
     manifest samples.json (`info` and the file list), into folder `out`; progress=True shows a
     bar per animation.
 
-    A new folder is made whole in a hidden temporary folder beside it and renamed into place.
+    A new folder is made whole in a hidden temporary folder beside it and renamed into place
+    (`atomic.temporary_folder`, which also removes the temporaries of killed calls).
     An existing folder is written only when empty or holding nothing but an earlier call's files
     (its manifest); only those files are replaced, and the manifest lists old and new files while
     they are swapped, so an interrupted call leaves a folder the next call accepts.
     """
     out = Path(out)
     owned = _owned_files(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}{atomic.TEMP_MARK}"))
-    try:
+    with atomic.temporary_folder(out) as tmp:
         for i, features in enumerate(motions):
             save_sample(tmp, f"sample{i:02d}", features, animate=animate, progress=progress)
         grade = f"FMS grade {info['grade']}\n" if info.get("grade") else ""
@@ -203,8 +200,7 @@ def write_folder(out, motions: list[np.ndarray], info: dict, animate: bool = Tru
         manifest = json.dumps({**info, "files": files}, indent=1)
         if not out.exists():
             (tmp / MANIFEST).write_text(manifest)
-            tmp.rename(out)
-            return out
+            return atomic.replace_folder(tmp, out)
         swapping = {"files": sorted(set(owned) | set(files))}      # old and new, while swapped
         atomic.write_text(out / MANIFEST, json.dumps(swapping))
         for name in files:
@@ -212,7 +208,5 @@ def write_folder(out, motions: list[np.ndarray], info: dict, animate: bool = Tru
         for name in set(owned) - set(files):
             (out / name).unlink(missing_ok=True)
         atomic.write_text(out / MANIFEST, manifest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
