@@ -23,9 +23,9 @@ import pandas as pd
 import torch
 
 from fmsnb import atomic, corpora, dataset, evaluate, metrics, paper, physics, stages
-from fmsnb.config import Profile
-from fmsnb.evaluator import (Evaluator, EvaluatorConfig, WordVectorizer, load_published,
-                             normalisation_problems, train_evaluator)
+from fmsnb.config import EvaluatorConfig, Profile
+from fmsnb.evaluator import (Evaluator, WordVectorizer, load_published, normalisation_problems,
+                             train_evaluator)
 from fmsnb.humanml3d import N_JOINTS
 from fmsnb.train import CHECKPOINT_RE
 
