@@ -15,8 +15,6 @@ cross-entropy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -25,20 +23,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 from tqdm.auto import tqdm
 
+from fmsnb.config import ClassifierConfig
 from fmsnb.fms import GRADES
-
-
-@dataclass
-class ClassifierConfig:
-    input: str = "features"      # "features" (263 per frame) or "joints" (66 per frame)
-    hidden: int = 120
-    epochs: int = 64             # the paper: 64 on real data, 512 on generated sets
-    lr: float = 5e-4
-    weight_decay: float = 1e-5
-    gamma: float = 2.0           # focal loss focusing parameter; 0 = cross-entropy
-    batch_size: int = 32
-    frame_step: int = 1          # read every k-th frame (1: all 20 per second)
-    seed: int = 0
 
 
 class LSTMClassifier(nn.Module):

@@ -3,11 +3,13 @@
 A profile (`smoke`, `default`, `full`) fixes every setting of a run: corpus sizes, model sizes,
 step counts, evaluation protocol. Notebooks and the command line take only a profile name (plus a
 data root for the real datasets) and read everything else from here, so that switching profile
-changes numbers, never code. Each section of the YAML file maps onto one dataclass below, and
-every value is checked against its field's type when the file is read: an unknown key or a value
-of the wrong type is an error naming the file, the section, the key, the value and the expected
-type, so that a typo never silently falls back to a default nor fails later in a run. Numbers
-that YAML reads as text (`2e-4`, which has no dot) are accepted where a float is expected.
+changes numbers, never code. Each section of the YAML file maps onto one dataclass below (the
+modules that use a section import its dataclass from here: reading a profile imports no torch),
+and every value is checked against its field's type when the file is read: an unknown key or a
+value of the wrong type is an error naming the file, the section, the key, the value and the
+expected type, so that a typo never silently falls back to a default nor fails later in a run.
+Numbers that YAML reads as text (`2e-4`, which has no dot) are accepted where a float is
+expected.
 """
 from __future__ import annotations
 
@@ -23,14 +25,8 @@ from typing import Union
 
 import yaml
 
-from fmsnb.classifier import ClassifierConfig
-from fmsnb.diffusion import DiffusionConfig
+from fmsnb import metrics
 from fmsnb.fms import POLICIES, VIEWS
-from fmsnb.mdm import MDMConfig
-from fmsnb.publish.bench import BenchConfig
-from fmsnb.t2m_evaluator import EvaluatorConfig
-from fmsnb.t2m_protocol import EvalConfig
-from fmsnb.train import TrainConfig
 
 
 @dataclass
@@ -75,6 +71,78 @@ class TextConfig:
 
 
 @dataclass
+class MDMConfig:
+    """The denoiser `mdm.MDM`: its sizes (by default MDM's) and its switches."""
+    n_feats: int = 263            # per-frame motion features (HumanML3D: 263)
+    latent_dim: int = 512
+    layers: int = 8
+    heads: int = 4
+    ff_size: int = 1024
+    dropout: float = 0.1
+    activation: str = "gelu"      # "gelu" or "relu"
+    text_dim: int = 512           # width of the (frozen) text encoder's embedding
+    max_len: int = 196            # longest motion, in frames, the model accepts
+    cond_drop_prob: float = 0.1   # share of training samples given the null condition
+    mask_padding: bool = True     # False: padded frames take part in attention, as in MDM
+    n_grades: int = 0             # 3 enables the `token` style's learned grade embedding
+    patch: int = 1                # frames per token; MDM: 1 (ours: > 1, see `mdm`'s docstring)
+    words: int = 0                # ours: rows of the encoder's per-token outputs in `text`
+    word_dim: int = 0             # width of one such row
+    word_tokens: bool = False     # ours: each row a token of the sequence, not pooled into one
+
+
+@dataclass
+class DiffusionConfig:
+    """The Gaussian diffusion the model is trained and sampled on (`diffusion`)."""
+    steps: int = 1000           # T, the number of diffusion steps the model is trained on
+    schedule: str = "cosine"    # the only schedule MDM's text-to-motion models use
+    ddim_steps: int = 50        # DDIM steps when `GaussianDiffusion.sample` is given no `steps`
+
+
+@dataclass
+class TrainConfig:
+    """The settings of one training run (the paper's are `paper.HP1`, `HP2` and `FINETUNE`)."""
+    lr: float = 1e-4
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    steps: int = 600_000
+    ema_decay: float | None = None       # None: no EMA of the weights
+    checkpoint_every: int = 50_000       # the paper saves every 50k steps
+    log_every: int = 100
+    seed: int = 0
+    grad_clip: float | None = None       # max gradient norm; None: no clipping
+    num_workers: int = 0
+    warmup: int = 0                      # steps of linear learning-rate warm-up from 0
+    decay: str = "none"                  # "none" (constant lr) or "cosine" (to final_lr * lr)
+    final_lr: float = 0.0                # the cosine's end, as a fraction of lr
+    text_gain_cap: float = 1.0           # > 1: amplify caption differences (`mdm.text_gain`)
+    balance_grades: bool = False         # fine-tuning: every grade equally often (`grade_pool`)
+    grade_drop: float = 0.0              # fine-tuning: share of items shown without their grade
+    cond_lr_scale: float = 1.0           # ours: the condition's layers learn this much faster
+    bf16: bool = False                   # forward pass under bfloat16 autocast (for GPUs)
+    compile: bool = False                # the model's forward through torch.compile (for GPUs)
+
+    def __post_init__(self):
+        problems = [f"{k} must be >= {low}, got {getattr(self, k)}" for k, low in
+                    (("batch_size", 1), ("steps", 0), ("checkpoint_every", 1), ("log_every", 1),
+                     ("num_workers", 0), ("lr", 0), ("weight_decay", 0), ("warmup", 0),
+                     ("cond_lr_scale", 0))
+                    if getattr(self, k) < low]
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            problems.append(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+        if self.decay not in ("none", "cosine"):
+            problems.append(f"decay must be 'none' or 'cosine', got {self.decay!r}")
+        if not 0 <= self.grade_drop < 1:
+            problems.append(f"grade_drop must be in [0, 1), got {self.grade_drop}")
+        if not 0 <= self.final_lr <= 1:
+            problems.append(f"final_lr must be in [0, 1], got {self.final_lr}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            problems.append(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if problems:
+            raise ValueError("bad TrainConfig: " + "; ".join(problems))
+
+
+@dataclass
 class SamplingConfig:
     """How motions are sampled everywhere in the book (MDM: 1000 steps, guidance 2.5)."""
     guidance: float = 2.5
@@ -97,8 +165,10 @@ class SamplingConfig:
                 raise ValueError(f"{key} must lie in (0, 1], got {share}")
 
     def grade_guidance_for(self, style: str) -> tuple[float, float]:
-        """(scale, interval) of grade guidance for conditioning style `style`."""
-        if style != "token":
+        """(scale, interval) of grade guidance for conditioning style `style`: the `token_`
+        ones, where set, for a style whose grade goes to the model as a token (`grade_token`)."""
+        from fmsnb.captions import check_style     # here: captions imports torch (dataset)
+        if not check_style(style).grade_token:
             return self.grade_guidance, self.grade_guidance_interval
         return (self.grade_guidance if self.token_grade_guidance is None
                 else self.token_grade_guidance,
@@ -114,6 +184,61 @@ class GenerationConfig:
     grade_guided: list = field(default_factory=list)   # styles also sampled as "<style>+gg"
 
 
+# Replications of MDM's published evaluation (eval_humanml.py): 20 without multimodality
+# (its mode `wo_mm`), 5 with it (`mm_short`).
+REPLICATIONS = {False: 20, True: 5}
+
+
+@dataclass
+class EvalConfig:
+    """The T2M evaluation protocol of Table 1 (`evaluate`); the defaults are MDM's."""
+    replications: int = REPLICATIONS[False]     # 5 are enough when multimodality is computed
+    samples: int = 1000              # test motions per replication
+    diversity_pairs: int = metrics.DIVERSITY_PAIRS
+    mm_captions: int = 100
+    mm_repeats: int = 30
+    mm_pairs: int = metrics.MULTIMODALITY_PAIRS
+    allow_smaller: bool = False      # a profile may run a smaller protocol, flagged in the table
+    seed: int = 0
+
+    def check(self, n_available: int, multimodality: bool = True) -> list[str]:
+        """The deviations from the published protocol, with or without multimodality (which
+        decides the replications it asks for, `REPLICATIONS`); an error if they are not
+        allowed."""
+        published = EvalConfig(replications=REPLICATIONS[multimodality])
+        notes = []
+        if min(self.samples, n_available) < metrics.R_PRECISION_BATCH:
+            raise ValueError(f"the test split has {n_available} usable clips and the profile asks "
+                             f"for {self.samples}: R-precision needs at least "
+                             f"{metrics.R_PRECISION_BATCH}")
+        for key in ("replications", "samples", "diversity_pairs", "mm_captions", "mm_repeats",
+                    "mm_pairs"):
+            if getattr(self, key) < getattr(published, key):
+                notes.append(f"{key} {getattr(self, key)} < {getattr(published, key)}")
+        if n_available < self.samples:
+            notes.append(f"only {n_available} test clips available for {self.samples} samples")
+        if notes and not self.allow_smaller:
+            raise ValueError("the profile's evaluation is smaller than the published protocol ("
+                             + "; ".join(notes) + "); set allow_smaller in the profile to run it "
+                             "as a flagged smaller protocol")
+        return notes
+
+
+@dataclass
+class EvaluatorConfig:
+    """The T2M evaluator (`evaluator`): the published one's sizes (a self-trained one may be
+    smaller on a CPU) and the training of a self-trained one."""
+    text_hidden: int = 512
+    movement_hidden: int = 512
+    motion_hidden: int = 1024
+    embed_dim: int = 512
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-4
+    margin: float = 10.0
+    seed: int = 0
+
+
 @dataclass
 class EvaluatorFiles:
     """The published T2M evaluator, when a user provides it (relative to data_root)."""
@@ -121,6 +246,42 @@ class EvaluatorFiles:
     glove: str | None = None       # the glove/ folder with our_vab_*.{npy,pkl}
     mean: str | None = None        # the evaluator's own mean/std (t2m meta), .npy
     std: str | None = None
+
+
+@dataclass
+class ClassifierConfig:
+    """The FMS-grade LSTM classifier and its training (`classifier`, the paper's section 4.5)."""
+    input: str = "features"      # "features" (263 per frame) or "joints" (66 per frame)
+    hidden: int = 120
+    epochs: int = 64             # the paper: 64 on real data, 512 on generated sets
+    lr: float = 5e-4
+    weight_decay: float = 1e-5
+    gamma: float = 2.0           # focal loss focusing parameter; 0 = cross-entropy
+    batch_size: int = 32
+    frame_step: int = 1          # read every k-th frame (1: all 20 per second)
+    seed: int = 0
+
+
+@dataclass
+class BenchConfig:
+    """The performance benchmark (`publish.bench`): model size, batch, steps timed."""
+    model: MDMConfig = field(default_factory=MDMConfig)   # text_dim follows the encoder
+    encoder: str = "minilm"       # ours, cached
+    clip_weights: str | None = None   # MDM's CLIP ViT-B/32; None: its architecture, random weights
+    batch_size: int = 32          # training batch
+    train_frames: int = 196       # training pads motions to this many frames
+    train_steps: int = 10         # timed steps per variant (after one warm-up step each)
+    n_motions: int = 10           # motions sampled together (MDM samples 10 per prompt batch)
+    sample_frames: int = 120      # length of each sampled motion (6 s at 20 fps)
+    mdm_steps: int = 1000         # MDM's ancestral steps
+    mdm_steps_timed: int = 100    # of which this many are timed, then extrapolated
+    ddim_steps: int = 50
+    repeats: int = 3              # whole DDIM runs timed
+    guidance: float = 2.5
+    seed: int = 0
+    # Draws of test captions on which the trained base model's two samplers are scored
+    # (`performance.sampler_quality`, chapter 08).
+    sampler_draws: int = 2
 
 
 @dataclass

@@ -7,19 +7,18 @@ With a data root (the `full` profile) the first two are the real datasets under
 generated into `runs/<profile>/data/`. Derived corpora are written once and reused by later
 chapters; a `.complete` file records the settings that made them, so a folder made with other
 settings is made again rather than silently reused. Each is written into a hidden temporary
-folder beside its place and renamed into place when complete, so a corpus folder is either whole
-or not there: a killed run leaves only the temporary folder, which the next run removes.
+folder beside its place and renamed into place when complete (`atomic.temporary_folder`), so a
+corpus folder is either whole or not there: a killed run leaves only the temporary folder, which
+the next run removes.
 """
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from fmsnb import align, fms
+from fmsnb import align, atomic, fms
 from fmsnb.config import Profile
 from fmsnb.standin import actions, fms_recorder
 
@@ -49,20 +48,10 @@ def made(folder: Path, settings: dict, write: Callable[[Path], object]) -> Path:
     temporary folders of killed runs."""
     if _is_complete(folder, settings):
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    for stale in folder.parent.glob(f".{folder.name}.*"):
-        shutil.rmtree(stale)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with atomic.temporary_folder(folder) as tmp:
         write(tmp)
         (tmp / MARKER).write_text(json.dumps(settings, indent=1) + "\n")
-        if folder.exists():
-            folder.rename(tmp.with_name(tmp.name + ".old"))     # swept with the temporaries
-        tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(tmp.with_name(tmp.name + ".old"), ignore_errors=True)
-    return folder
+        return atomic.replace_folder(tmp, folder)
 
 
 def _real(cfg: Profile, name: str, expected) -> Path:

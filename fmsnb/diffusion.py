@@ -12,18 +12,11 @@ sampling on a CPU practical.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-
-@dataclass
-class DiffusionConfig:
-    steps: int = 1000           # T, the number of diffusion steps the model is trained on
-    schedule: str = "cosine"    # the only schedule MDM's text-to-motion models use
-    ddim_steps: int = 50        # DDIM sampling steps when `sample` is not given `steps`
+from fmsnb.config import DiffusionConfig
 
 
 def cosine_alpha_bar(s: np.ndarray) -> np.ndarray:

@@ -26,9 +26,9 @@ from sklearn.metrics import confusion_matrix
 
 from fmsnb import corpora, stages
 from fmsnb.align import META_FILE, SPLITS, read_fms_meta
-from fmsnb.classifier import (ClassifierConfig, GradeClassifier, classification_report,
-                              row_shares, train_classifier)
-from fmsnb.config import Profile
+from fmsnb.classifier import (GradeClassifier, classification_report, row_shares,
+                              train_classifier)
+from fmsnb.config import ClassifierConfig, Profile
 from fmsnb.dataset import read_split
 from fmsnb.fms import GRADES, MOVEMENTS
 from fmsnb.humanml3d import recover_joints

@@ -25,30 +25,11 @@ instead join the sequence as tokens of their own, after the motion's, for every 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-
-@dataclass
-class MDMConfig:
-    n_feats: int = 263            # per-frame motion features (HumanML3D: 263)
-    latent_dim: int = 512
-    layers: int = 8
-    heads: int = 4
-    ff_size: int = 1024
-    dropout: float = 0.1
-    activation: str = "gelu"      # "gelu" or "relu"
-    text_dim: int = 512           # width of the (frozen) text encoder's embedding
-    max_len: int = 196            # longest motion, in frames, the model accepts
-    cond_drop_prob: float = 0.1   # share of training samples given the null condition
-    mask_padding: bool = True     # False: padded frames take part in attention, as in MDM
-    n_grades: int = 0             # 3 enables the `token` style's learned grade embedding
-    patch: int = 1                # frames per token; MDM: 1 (ours: > 1, see the docstring)
-    words: int = 0                # ours: rows of the encoder's per-token outputs in `text`
-    word_dim: int = 0             # width of one such row
-    word_tokens: bool = False     # ours: each row a token of the sequence, not pooled into one
+from fmsnb.config import MDMConfig
 
 
 def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from fmsnb import atomic
-from fmsnb.diffusion import DiffusionConfig
-from fmsnb.mdm import MDM, MDMConfig, sinusoid
+from fmsnb.config import DiffusionConfig, MDMConfig
+from fmsnb.mdm import MDM, sinusoid
 from fmsnb.text import SIDE_SLOTS, SIDE_WORDS
 from fmsnb.train import CHECKPOINT_FORMAT, checkpoint_path
 

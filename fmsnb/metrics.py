@@ -11,7 +11,6 @@ for a smaller protocol, which then shows in the result.
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
 
 R_PRECISION_BATCH = 32
 DIVERSITY_PAIRS = 300
@@ -54,6 +53,7 @@ def retrieval(text: np.ndarray, motion: np.ndarray) -> dict[str, float]:
 
 def fid(real: np.ndarray, generated: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to two embedding sets (N, D) and (M, D)."""
+    from scipy import linalg    # here, not at the top: config reads the protocol's sizes above
     mu1, mu2 = real.mean(0), generated.mean(0)
     s1, s2 = np.cov(real, rowvar=False), np.cov(generated, rowvar=False)
     covmean = linalg.sqrtm(s1 @ s2)

@@ -3,7 +3,7 @@
 `TABLE1` is its Table 1 (T2M metrics on the HumanML3D test set, by row label as
 `table1.ROW_LABELS` names the rows), `TABLE2` its Table 2 (grade classification, as
 fractions, by dataset as `grading` names them), and `HP1`, `HP2`, `FINETUNE` its training
-settings (supplementary material, "Training setup") as `train.TrainConfig` fields; the profiles
+settings (supplementary material, "Training setup") as `config.TrainConfig` fields; the profiles
 keep the optimiser and scale `steps` down. Plain data, so that anything may import it.
 """
 

@@ -2,10 +2,11 @@
 
 `generate` turns captions (and, for the `token` style, FMS grades) into motions of the requested
 lengths with the diffusion's guided sampler (batched classifier-free guidance, DDIM with 50 steps
-by default), in batches, from one seeded generator, and undoes the feature normalisation. A model
-whose padding attends (`mask_padding=False`, MDM's release) samples every motion on the `max_len`
-canvas it was trained on, as MDM does; a model that masks padding samples each batch only as long
-as its longest motion, which gives the same motions at less cost.
+by default; `timesteps` says which diffusion steps it visits), in batches, from one seeded
+generator, and undoes the feature normalisation. A model whose padding attends
+(`mask_padding=False`, MDM's release) samples every motion on the `max_len` canvas it was
+trained on, as MDM does; a model that masks padding samples each batch only as long as its
+longest motion, which gives the same motions at less cost.
 `save_sample` writes a sample to disk as .npy files (its features, and the 22 global joints
 `humanml3d.recover_joints` recovers from them) plus an animation; `write_folder` writes a set of
 samples into a folder it owns (a manifest, `samples.json`, lists its files) and never touches a
@@ -17,8 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fmsnb import atomic
+from fmsnb.diffusion import GaussianDiffusion
 from fmsnb.fms import GRADES
 from fmsnb.humanml3d import FPS, recover_joints
 from fmsnb.render import animate as render_animation
@@ -58,6 +58,12 @@ def _check_request(model, captions: list[str], lengths: list[int], grades) -> No
         raise ValueError(f"FMS grades must be in {GRADES}, got {bad}")
 
 
+def timesteps(diffusion: GaussianDiffusion, sampler: str, steps: int | None) -> list[int]:
+    """The descending diffusion steps that `generate` visits: `steps` counts DDIM's (None: the
+    diffusion's `ddim_steps`), and "ddpm" runs every step of the diffusion whatever it says."""
+    return diffusion.timesteps(sampler, steps if sampler == "ddim" else None)
+
+
 @torch.no_grad()
 def generate(model, diffusion, cache, captions: list[str], lengths: list[int], grades=None,
              guidance: float = 2.5, sampler: str = "ddim", steps: int | None = 50, *,
@@ -67,7 +73,8 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
     """Motions for captions (N,) with lengths (N,) frames -> N denormalised features (T_i, 263).
 
     grades (N,) in 1..3 go to the model's grade token (models trained with style `token`).
-    sampler "ddim" runs `steps` steps; "ddpm" always runs all of the diffusion's steps.
+    sampler "ddim" runs `steps` steps; "ddpm" always runs all of the diffusion's steps
+    (`timesteps`).
     Caption embeddings come from `cache` (encoded once). Requests are batched by length
     (`length_batches`); with masked padding a batch is padded to its longest motion, and every
     padded frame costs as much as a real one. A model whose padding attends samples on its
@@ -97,9 +104,9 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
     # On the canvas every batch costs the same: fill batches whatever their lengths.
     batches = length_batches(lengths.tolist(), batch_size,
                              LENGTH_SPREAD if canvas is None else math.inf)
+    visited = timesteps(diffusion, sampler, steps)
     # The bar counts denoising steps: a single batch would otherwise sit at 0/1 to the end.
-    steps = steps if sampler == "ddim" else None
-    bar = tqdm(total=len(batches) * len(diffusion.timesteps(sampler, steps)),
+    bar = tqdm(total=len(batches) * len(visited),
                desc=f"generating {len(order)} motion(s), denoising steps", disable=not progress)
     for batch in batches:
         n = lengths[batch]
@@ -109,8 +116,7 @@ def generate(model, diffusion, cache, captions: list[str], lengths: list[int], g
         grade_free = None if grade_scale is None else (
             plain_text[batch], None if grade is None else torch.zeros_like(grade))
         x0 = diffusion.sample(model, text[batch].to(device), mask.to(device), grade,
-                              guidance=guidance, sampler=sampler,
-                              steps=steps,
+                              guidance=guidance, sampler=sampler, steps=len(visited),
                               generator=generator, progress=False, plain=grade_free,
                               grade_scale=grade_scale, grade_interval=grade_interval, bar=bar)
         features = (x0 * std + mean).cpu().numpy()
@@ -185,16 +191,15 @@ def write_folder(out, motions: list[np.ndarray], info: dict, animate: bool = Tru
     manifest samples.json (`info` and the file list), into folder `out`; progress=True shows a
     bar per animation.
 
-    A new folder is made whole in a hidden temporary folder beside it and renamed into place.
+    A new folder is made whole in a hidden temporary folder beside it and renamed into place
+    (`atomic.temporary_folder`, which also removes the temporaries of killed calls).
     An existing folder is written only when empty or holding nothing but an earlier call's files
     (its manifest); only those files are replaced, and the manifest lists old and new files while
     they are swapped, so an interrupted call leaves a folder the next call accepts.
     """
     out = Path(out)
     owned = _owned_files(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic.temporary_folder(out) as tmp:
         for i, features in enumerate(motions):
             save_sample(tmp, f"sample{i:02d}", features, animate=animate, progress=progress)
         grade = f"FMS grade {info['grade']}\n" if info.get("grade") else ""
@@ -203,8 +208,7 @@ def write_folder(out, motions: list[np.ndarray], info: dict, animate: bool = Tru
         manifest = json.dumps({**info, "files": files}, indent=1)
         if not out.exists():
             (tmp / MANIFEST).write_text(manifest)
-            tmp.rename(out)
-            return out
+            return atomic.replace_folder(tmp, out)
         swapping = {"files": sorted(set(owned) | set(files))}      # old and new, while swapped
         atomic.write_text(out / MANIFEST, json.dumps(swapping))
         for name in files:
@@ -212,7 +216,5 @@ def write_folder(out, motions: list[np.ndarray], info: dict, animate: bool = Tru
         for name in set(owned) - set(files):
             (out / name).unlink(missing_ok=True)
         atomic.write_text(out / MANIFEST, manifest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 

@@ -28,11 +28,11 @@ from tqdm.auto import tqdm
 from fmsnb import atomic, corpora, distributed, mdm_release
 from fmsnb.captions import STYLES, check_grade, check_style, condition, movement_captions
 from fmsnb.corpus import read_fms_meta
-from fmsnb.config import Profile
+from fmsnb.config import MDMConfig, Profile
 from fmsnb.dataset import MotionDataset, read_mean_std, read_split
 from fmsnb.fms import GRADES, MOVEMENTS
 from fmsnb.diffusion import GaussianDiffusion
-from fmsnb.mdm import MDM, MDMConfig
+from fmsnb.mdm import MDM
 from fmsnb.sample import generate
 from fmsnb.text import CaptionCache, SideWords, Words, encoder_dim, load_encoder
 from fmsnb.train import (LOSS_FILE, checkpoint_path, latest_checkpoint, load_checkpoint, load_model,

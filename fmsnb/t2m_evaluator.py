@@ -16,7 +16,7 @@ file with a stamp of what it was trained on, and `load_evaluator` reads it back.
 from __future__ import annotations
 
 import pickle
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from tqdm.auto import tqdm
 
 from fmsnb import atomic
+from fmsnb.config import EvaluatorConfig
 from fmsnb.dataset import mean_std
 from fmsnb.humanml3d import FEATURE_GROUPS, N_FEATURES
 
@@ -112,20 +113,6 @@ class WordVectorizer:
                 words[i, j], pos[i, j] = self(token)
         lengths = torch.tensor([len(s) for s in seqs])
         return torch.from_numpy(words), torch.from_numpy(pos), lengths
-
-
-@dataclass
-class EvaluatorConfig:
-    # Sizes of the published evaluator; a self-trained one may be smaller on a CPU.
-    text_hidden: int = 512
-    movement_hidden: int = 512
-    motion_hidden: int = 1024
-    embed_dim: int = 512
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 1e-4
-    margin: float = 10.0
-    seed: int = 0
 
 
 class TextEncoderBiGRUCo(nn.Module):

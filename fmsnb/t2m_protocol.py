@@ -16,13 +16,14 @@ evaluator far above chance on held-out clips has learned to match texts to motio
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from fmsnb import metrics
+from fmsnb.config import REPLICATIONS, EvalConfig
 from fmsnb.dataset import crop_length
 
 # generate(captions, lengths, seed) -> de-normalised features, one (length_i, 263) per caption
@@ -33,45 +34,6 @@ Generator = Callable[[list[str], list[int], int], list[np.ndarray]]
 # at k = 1, 2, 3 counting as three.
 GROUND_TRUTH = "Ground truth"
 METRICS = ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity", "MModality")
-
-# Replications of MDM's published evaluation (eval_humanml.py): 20 without multimodality
-# (its mode `wo_mm`), 5 with it (`mm_short`).
-REPLICATIONS = {False: 20, True: 5}
-
-
-@dataclass
-class EvalConfig:
-    replications: int = REPLICATIONS[False]     # 5 are enough when multimodality is computed
-    samples: int = 1000              # test motions per replication
-    diversity_pairs: int = metrics.DIVERSITY_PAIRS
-    mm_captions: int = 100
-    mm_repeats: int = 30
-    mm_pairs: int = metrics.MULTIMODALITY_PAIRS
-    allow_smaller: bool = False      # a profile may run a smaller protocol, flagged in the table
-    seed: int = 0
-
-    def check(self, n_available: int, multimodality: bool = True) -> list[str]:
-        """The deviations from the published protocol, with or without multimodality (which
-        decides the replications it asks for, `REPLICATIONS`); an error if they are not
-        allowed."""
-        published = EvalConfig(replications=REPLICATIONS[multimodality])
-        notes = []
-        if min(self.samples, n_available) < metrics.R_PRECISION_BATCH:
-            raise ValueError(f"the test split has {n_available} usable clips and the profile asks "
-                             f"for {self.samples}: R-precision needs at least "
-                             f"{metrics.R_PRECISION_BATCH}")
-        for key in ("replications", "samples", "diversity_pairs", "mm_captions", "mm_repeats",
-                    "mm_pairs"):
-            if getattr(self, key) < getattr(published, key):
-                notes.append(f"{key} {getattr(self, key)} < {getattr(published, key)}")
-        if n_available < self.samples:
-            notes.append(f"only {n_available} test clips available for {self.samples} samples")
-        if notes and not self.allow_smaller:
-            raise ValueError("the profile's evaluation is smaller than the published protocol ("
-                             + "; ".join(notes) + "); set allow_smaller in the profile to run it "
-                             "as a flagged smaller protocol")
-        return notes
-
 
 def draw_test_set(items, n: int, rng: np.random.Generator):
     """n test clips, each with a random caption and a random crop to a multiple of 4 frames."""

@@ -24,7 +24,7 @@ import random
 import re
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,52 +37,10 @@ from tqdm.auto import tqdm
 from fmsnb import atomic, distributed
 from fmsnb.corpus import read_fms_meta
 from fmsnb.captions import check_grade, check_style, condition
+from fmsnb.config import DiffusionConfig, MDMConfig, TrainConfig
 from fmsnb.dataset import MotionDataset
-from fmsnb.diffusion import DiffusionConfig, GaussianDiffusion
-from fmsnb.mdm import MDM, MDMConfig, set_text_gain, text_gain
-
-
-@dataclass
-class TrainConfig:
-    """The settings of one training run (the paper's are `paper.HP1`, `HP2` and `FINETUNE`)."""
-    lr: float = 1e-4
-    batch_size: int = 32
-    weight_decay: float = 0.0
-    steps: int = 600_000
-    ema_decay: float | None = None       # None: no EMA of the weights
-    checkpoint_every: int = 50_000       # the paper saves every 50k steps
-    log_every: int = 100
-    seed: int = 0
-    grad_clip: float | None = None       # max gradient norm; None: no clipping
-    num_workers: int = 0
-    warmup: int = 0                      # steps of linear learning-rate warm-up from 0
-    decay: str = "none"                  # "none" (constant lr) or "cosine" (to final_lr * lr)
-    final_lr: float = 0.0                # the cosine's end, as a fraction of lr
-    text_gain_cap: float = 1.0           # > 1: amplify caption differences (`mdm.text_gain`)
-    balance_grades: bool = False         # fine-tuning: every grade equally often (`grade_pool`)
-    grade_drop: float = 0.0              # fine-tuning: share of items shown without their grade
-    cond_lr_scale: float = 1.0           # ours: the condition's layers learn this much faster
-    bf16: bool = False                   # forward pass under bfloat16 autocast (for GPUs)
-    compile: bool = False                # the model's forward through torch.compile (for GPUs)
-
-    def __post_init__(self):
-        problems = [f"{k} must be >= {low}, got {getattr(self, k)}" for k, low in
-                    (("batch_size", 1), ("steps", 0), ("checkpoint_every", 1), ("log_every", 1),
-                     ("num_workers", 0), ("lr", 0), ("weight_decay", 0), ("warmup", 0),
-                     ("cond_lr_scale", 0))
-                    if getattr(self, k) < low]
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            problems.append(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
-        if self.decay not in ("none", "cosine"):
-            problems.append(f"decay must be 'none' or 'cosine', got {self.decay!r}")
-        if not 0 <= self.grade_drop < 1:
-            problems.append(f"grade_drop must be in [0, 1), got {self.grade_drop}")
-        if not 0 <= self.final_lr <= 1:
-            problems.append(f"final_lr must be in [0, 1], got {self.final_lr}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            problems.append(f"grad_clip must be > 0 or None, got {self.grad_clip}")
-        if problems:
-            raise ValueError("bad TrainConfig: " + "; ".join(problems))
+from fmsnb.diffusion import GaussianDiffusion
+from fmsnb.mdm import MDM, set_text_gain, text_gain
 
 
 CHECKPOINT_FORMAT = "fmsnb-checkpoint-1"

@@ -1,5 +1,5 @@
-"""Tests of fmsnb.atomic: a failed write keeps the previous file, torch files round-trip, junk
-is one ValueError saying what the file should have been."""
+"""Tests of fmsnb.atomic: a failed write keeps the previous file (or folder), torch files
+round-trip, junk is one ValueError saying what the file should have been."""
 import pytest
 import torch
 
@@ -16,6 +16,23 @@ def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path
     with pytest.raises(OSError, match="disk full"):
         atomic.write(path, crash)
     assert path.read_text() == "old" and [p.name for p in path.parent.iterdir()] == ["a.json"]
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(OSError, match="disk full"):
+        with atomic.temporary_folder(target) as tmp:
+            (tmp / "new.txt").write_text("partial")
+            raise OSError("disk full")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]             # no temporary left
+    assert [p.name for p in target.iterdir()] == ["old.txt"]
+    with atomic.temporary_folder(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+        assert atomic.replace_folder(tmp, target) == target
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
 
 
 def test_torch_files_round_trip_and_junk_is_a_value_error_naming_the_file(tmp_path):

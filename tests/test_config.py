@@ -1,4 +1,6 @@
 """Tests of the profile dataclasses beyond what loading them in every other test shows."""
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,14 @@ def test_data_file_is_absolute_as_given_or_under_the_data_root():
     without = Profile("p")
     assert without.data_file("/elsewhere/clip.pt") == Path("/elsewhere/clip.pt")
     assert without.data_file("t2m/finest.tar") is None
+
+
+def test_reading_a_profile_imports_no_heavy_module():
+    heavy = ("torch", "scipy", "sklearn", "matplotlib", "pandas")
+    code = ("import sys, fmsnb.config; "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_the_token_style_may_have_its_own_grade_guidance():

@@ -1,6 +1,6 @@
 import pytest
 
-from fmsnb import corpora
+from fmsnb import atomic, corpora
 from fmsnb.config import load_profile
 
 TINY = """name: tiny
@@ -58,3 +58,17 @@ def test_real_data_root_must_hold_the_datasets(root, tmp_path):
         corpora.humanml3d_root(cfg)
     with pytest.raises(FileNotFoundError, match="FMS"):
         corpora.fms_raw_root(cfg)
+
+
+def test_only_fmsnbs_own_temporaries_are_swept(tmp_path):
+    folder = tmp_path / "data"
+    users = tmp_path / ".data.keep"                                 # the user's, beside it
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    killed = tmp_path / f".data{atomic.TEMP_MARK}killed"            # a killed run's temporary
+    killed.mkdir()
+    corpora.made(folder, {"v": 1}, lambda tmp: (tmp / "a.txt").write_text("a"))
+    corpora.made(folder, {"v": 2}, lambda tmp: (tmp / "b.txt").write_text("b"))   # replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".data.keep", "data"]
+    assert (users / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in folder.iterdir()) == [corpora.MARKER, "b.txt"]

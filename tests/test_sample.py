@@ -9,7 +9,7 @@ import torch
 
 from fmsnb.humanml3d import recover_joints
 from fmsnb.mdm import MDM
-from fmsnb.sample import generate, length_batches, save_sample, write_folder
+from fmsnb.sample import generate, length_batches, save_sample, timesteps, write_folder
 from fmsnb.text import CaptionCache
 from test_train import MAX_LEN, FakeEncoder, tiny_diffusion, tiny_model
 
@@ -41,6 +41,19 @@ def test_shapes_lengths_and_determinism():
     assert all(np.allclose(f, r * STD + MEAN, atol=1e-5) for f, r in zip(out, raw))
     joints = recover_joints(out[0])
     assert joints.shape == (40, 22, 3) and np.isfinite(joints).all()
+
+
+def test_steps_count_ddims_and_ddpm_runs_every_diffusion_step(monkeypatch):
+    d = tiny_diffusion()
+    assert timesteps(d, "ddim", 3) == d.timesteps("ddim", 3)
+    assert timesteps(d, "ddpm", 3) == d.timesteps("ddpm") == list(range(49, -1, -1))
+    visits = []
+    step = d.ddpm_step
+    monkeypatch.setattr(d, "ddpm_step", lambda x0, x_t, t, noise: visits.append(t) or step(
+        x0, x_t, t, noise))
+    generate(tiny_model().eval(), d, CaptionCache(FakeEncoder()), ["a person walks"], [8],
+             sampler="ddpm", steps=3, mean=MEAN, std=STD, progress=False)
+    assert visits == d.timesteps("ddpm")
 
 
 def test_batches_are_formed_by_length_and_answers_keep_the_order(monkeypatch):
@@ -158,6 +171,13 @@ def test_write_folder_never_touches_a_users_files(tmp_path, shared_data):
         write_folder(a_file, _motions(1, shared_data), {}, animate=False)
     assert a_file.read_text() == "y"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_write_folder_leaves_a_users_sibling_folder_alone(tmp_path, shared_data):
+    users = tmp_path / ".out.keep"
+    users.mkdir()
+    write_folder(tmp_path / "out", _motions(1, shared_data), {}, animate=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.keep", "out"]
 
 
 def test_write_folder_replaces_only_its_own_earlier_samples(tmp_path, shared_data):

@@ -23,7 +23,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +31,10 @@ import torch
 from tqdm.auto import tqdm
 
 from fmsnb.captions import movement_captions
-from fmsnb.diffusion import DiffusionConfig, GaussianDiffusion
+from fmsnb.config import BenchConfig, DiffusionConfig
+from fmsnb.diffusion import GaussianDiffusion
 from fmsnb.fms import MOVEMENTS
-from fmsnb.mdm import MDM, MDMConfig
+from fmsnb.mdm import MDM
 from fmsnb.sample import generate
 from fmsnb.text import CaptionCache, ClipEncoder, load_encoder, random_clip_encoder
 from fmsnb.train import train_step
@@ -41,27 +42,6 @@ from fmsnb.train import train_step
 
 # The result's layout; 2 added the one-thread training step (`cached_one_thread`).
 FORMAT = 2
-
-
-@dataclass
-class BenchConfig:
-    model: MDMConfig = field(default_factory=MDMConfig)   # text_dim follows the encoder
-    encoder: str = "minilm"       # ours, cached
-    clip_weights: str | None = None   # MDM's CLIP ViT-B/32; None: its architecture, random weights
-    batch_size: int = 32          # training batch
-    train_frames: int = 196       # training pads motions to this many frames
-    train_steps: int = 10         # timed steps per variant (after one warm-up step each)
-    n_motions: int = 10           # motions sampled together (MDM samples 10 per prompt batch)
-    sample_frames: int = 120      # length of each sampled motion (6 s at 20 fps)
-    mdm_steps: int = 1000         # MDM's ancestral steps
-    mdm_steps_timed: int = 100    # of which this many are timed, then extrapolated
-    ddim_steps: int = 50
-    repeats: int = 3              # whole DDIM runs timed
-    guidance: float = 2.5
-    seed: int = 0
-    # Draws of test captions on which the trained base model's two samplers are scored
-    # (`performance.sampler_quality`, chapter 08).
-    sampler_draws: int = 2
 
 
 def bench_captions() -> list[str]:

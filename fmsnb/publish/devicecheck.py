@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fmsnb import atomic
+from fmsnb import atomic, sample
 from fmsnb.config import Profile
 from fmsnb.diffusion import GaussianDiffusion, guided
 from fmsnb.mdm import MDM
@@ -101,7 +101,7 @@ def time_sampler(model: MDM, diffusion: GaussianDiffusion, cfg: Profile, sampler
     frames (guided: conditional and unconditional halves in one forward pass, then the
     sampler's update), and per motion over the sampler's whole run."""
     n, s = cfg.sampling.batch_size, cfg.sampling
-    timesteps = diffusion.timesteps(sampler, s.steps if sampler == "ddim" else None)
+    timesteps = sample.timesteps(diffusion, sampler, s.steps)
     rng = np.random.default_rng([cfg.seed, len(timesteps)])
     x, mask, text = _inputs(n, model.cfg.max_len, model.cfg.n_feats, model.cfg.text_dim, rng,
                             device)

@@ -23,10 +23,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fmsnb import corpora, stages, t2m_protocol, table1
-from fmsnb.config import Profile
+from fmsnb.config import MDMConfig, Profile
 from fmsnb.dataset import MAX_LEN, read_split
 from fmsnb.fms import GRADES, MOVEMENTS
-from fmsnb.mdm import MDM, MDMConfig
+from fmsnb.mdm import MDM
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ A page's finding must say what its own build measured, so its sentences are writ
 the numbers, each verdict ("better", "above chance", "reaching the aim") decided by them, with
 the numbers quoted. `describe_change` words how a Table 1 metric moved from one row to another,
 judged against the 95% intervals (chapter 05), and `sampler_finding` how the book's fast sampler
-compares with MDM's (chapter 09); `findings`, `movement_finding` and `forest_finding` word the
+compares with MDM's (chapter 08); `findings`, `movement_finding` and `forest_finding` word the
 grade-classification results against chance and the project's aims (`grading.AIMS`, chapter 06).
 """
 from __future__ import annotations
