@@ -99,6 +99,10 @@ def fms_tag(text: str) -> list[str]:
     return tag(text, FMS_LEXICON)
 
 
+def _plain(text: str, grade: int) -> str:
+    return text
+
+
 def _numerical(text: str, grade: int) -> str:
     return f"{text}, FMS score {grade}"
 
@@ -113,19 +117,24 @@ def _textual(text: str, grade: int) -> str:
 @dataclass(frozen=True)
 class Style:
     """A conditioning style: how the grade enters the caption, and whether the model also gets
-    the grade itself (`grade_token`, for a learned grade embedding)."""
+    the grade itself (`grade_token`, for a learned grade embedding). A style name is checked
+    once where it comes in (`check_style`); the package passes this object on from there."""
     name: str
     description: str
-    apply: Callable[[str, int], str]
+    apply: Callable[[str, int], str]   # module functions, not lambdas: a Style pickles
     grade_token: bool = False
+
+    def condition(self, caption: str, grade: int) -> str:
+        """The caption text as the model sees it under this style for an FMS `grade` (1..3)."""
+        return self.apply(caption, check_grade(grade))
 
 
 STYLES: dict[str, Style] = {s.name: s for s in (
-    Style("none", "the plain caption (the base model's input; no grade)", lambda text, grade: text),
+    Style("none", "the plain caption (the base model's input; no grade)", _plain),
     Style("numerical", "', FMS score x' appended to the caption", _numerical),
     Style("textual", "'a person' replaced by a fitness description of the grade", _textual),
-    Style("token", "the plain caption; the grade goes to the model as a learned token",
-          lambda text, grade: text, grade_token=True),
+    Style("token", "the plain caption; the grade goes to the model as a learned token", _plain,
+          grade_token=True),
 )}
 
 
@@ -150,8 +159,8 @@ def check_movement(movement: str) -> str:
 
 
 def condition(caption: str, grade: int, style: str) -> str:
-    """The caption text as the model sees it under `style` for an FMS `grade` (1..3)."""
-    return check_style(style).apply(caption, check_grade(grade))
+    """`Style.condition` by the style's name, as the chapters call it."""
+    return check_style(style).condition(caption, grade)
 
 
 def movement_captions(movement: str) -> list[str]:

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fmsnb import atomic, corpora, distributed, mdm_release
-from fmsnb.captions import STYLES, check_grade, check_style, condition, movement_captions
+from fmsnb.captions import STYLES, Style, check_grade, check_style, movement_captions
 from fmsnb.corpus import read_fms_meta
 from fmsnb.config import MDMConfig, Profile
 from fmsnb.dataset import MotionDataset, read_mean_std, read_split
@@ -72,14 +72,14 @@ def text_cache(cfg: Profile) -> CaptionCache:
     return CaptionCache(encoder, cfg.run_dir / "cache")
 
 
-def model_config(cfg: Profile, text_dim: int, style: str = "none") -> MDMConfig:
+def model_config(cfg: Profile, text_dim: int, style: Style = STYLES["none"]) -> MDMConfig:
     """The profile's MDM settings for an encoder of `text_dim` and a conditioning style."""
     words = cfg.text.words
-    return replace(cfg.model, text_dim=text_dim, n_grades=3 if check_style(style).grade_token else 0,
+    return replace(cfg.model, text_dim=text_dim, n_grades=3 if style.grade_token else 0,
                    words=words, word_dim=encoder_dim(cfg.text.encoder) if words else 0)
 
 
-def new_model(cfg: Profile, text_dim: int, style: str = "none") -> MDM:
+def new_model(cfg: Profile, text_dim: int, style: Style = STYLES["none"]) -> MDM:
     """A freshly initialised MDM for the profile (`model_config`), its weights drawn from the
     profile's seed: the same in every process, whatever drew random numbers before."""
     torch.manual_seed(cfg.seed)
@@ -176,7 +176,8 @@ def finetune(cfg: Profile, style: str, progress: bool = True,
     pretrained on, whatever corpus they come from. device: as for `pretrain`; under torchrun
     rank 0 imports the release and makes the corpora, the others then read them.
     """
-    if style == "none":
+    conditioning = check_style(style)
+    if conditioning.name == "none":
         raise ValueError("style 'none' is the base model's; fine-tune with one of "
                          f"{[s for s in STYLES if s != 'none']}")
     if init_from is None and cfg.mdm_release:
@@ -198,9 +199,9 @@ def finetune(cfg: Profile, style: str, progress: bool = True,
         root = corpora.fms_corpus_root(cfg, progress)
     data = read_split(root, "train", mean=ckpt["mean"].numpy(), std=ckpt["std"].numpy(),
                       progress=progress)
-    model = new_model(cfg, cache.encoder.dim, style)
+    model = new_model(cfg, cache.encoder.dim, conditioning)
     return train(model, GaussianDiffusion(cfg.diffusion), MotionDataset(data, seed=cfg.seed),
-                 cache, cfg.finetune, model_dir(cfg, style), resume=True, style=style,
+                 cache, cfg.finetune, model_dir(cfg, style), resume=True, style=conditioning,
                  grades=read_grades(root), init_from=base, device=device, progress=progress)
 
 
@@ -232,6 +233,7 @@ def style_workers(cfg: Profile, styles: list[str]) -> int:
 
 def finetune_styles(cfg: Profile, styles: list[str], progress: bool = True) -> dict[str, list]:
     """Fine-tune (or continue) every style of `styles` (`finetune`); returns style -> loss log.
+    The styles go by name to `finetune`, in this process or a spawned one, which checks each.
 
     With `cfg.style_processes` > 1 that many styles train at once, each in a spawned process
     with one torch thread (`_finetune_worker`), and one bar follows their loss logs; on a GPU
@@ -298,7 +300,7 @@ def fms_lengths(cfg: Profile) -> dict[str, int]:
 class Generator:
     """A trained model ready to sample, with the caption style it was trained with."""
     name: str
-    style: str
+    style: Style
     model: MDM
     diffusion: GaussianDiffusion
     cache: CaptionCache
@@ -325,18 +327,15 @@ class Generator:
     def caption(self, movement: str, grade: int) -> str:
         """The caption this model is asked with for an FMS movement at a grade: the plain one
         for the base and token models, the grade-styled one for numerical and textual."""
-        plain = movement_captions(movement)[0]
-        if self.style in ("none", "token"):
-            return plain
-        return condition(plain, grade, self.style)
+        return self.style.condition(movement_captions(movement)[0], grade)
 
     def generate_fms(self, movements: list[str], grades: list[int], lengths: list[int],
                      seed: int = 0, progress: bool = False) -> list[np.ndarray]:
         """Motions of FMS movements at requested grades (1..3)."""
         grades = [check_grade(g) for g in grades]
         captions = [self.caption(m, g) for m, g in zip(movements, grades)]
-        token = grades if STYLES[self.style].grade_token else None
-        plain = None if self.style == "none" else [movement_captions(m)[0] for m in movements]
+        token = grades if self.style.grade_token else None
+        plain = None if self.style.name == "none" else [movement_captions(m)[0] for m in movements]
         return self.generate(captions, lengths, seed, token, progress, plain)
 
 
@@ -355,14 +354,14 @@ def load_generator(cfg: Profile, name: str, device=None, checkpoint=None) -> Gen
     name = name.removesuffix(GUIDED)
     if guided and name == BASE:
         raise ValueError("the base model has no grade to guide")
+    style = check_style("none" if name == BASE else name)
     cache = text_cache(cfg)
     model, diffusion, ckpt = load_model(checkpoint or model_checkpoint(cfg, name, cache.encoder),
                                         device=device)
-    style = "none" if name == BASE else name
     if cache.encoder.dim != model.cfg.text_dim:
         raise ValueError(f"model {name} expects {model.cfg.text_dim}-d text embeddings but the "
                          f"profile's encoder {cfg.text.encoder!r} gives {cache.encoder.dim}-d")
-    scale, interval = cfg.sampling.grade_guidance_for(style)
+    scale, interval = cfg.sampling.grade_guidance_for(style.name)
     return Generator(name, style, model, diffusion, cache, ckpt["mean"].numpy(),
                      ckpt["std"].numpy(), cfg, scale if guided else None, interval)
 

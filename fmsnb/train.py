@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from fmsnb import atomic, distributed
 from fmsnb.corpus import read_fms_meta
-from fmsnb.captions import check_grade, check_style, condition
+from fmsnb.captions import STYLES, Style, check_grade
 from fmsnb.config import DiffusionConfig, MDMConfig, TrainConfig
 from fmsnb.dataset import MotionDataset
 from fmsnb.diffusion import GaussianDiffusion
@@ -149,9 +149,9 @@ class ConditionedItems(Dataset):
     0) while keeping its text: what grade guidance needs as its grade-free branch.
     """
 
-    def __init__(self, data: MotionDataset, seed: int, style: str = "none",
+    def __init__(self, data: MotionDataset, seed: int, style: Style = STYLES["none"],
                  grades: dict[str, int] | None = None, grade_drop: float = 0.0):
-        self.data, self.seed, self.style = data, seed, check_style(style).name
+        self.data, self.seed, self.style = data, seed, style
         self.grades = clip_grades(data, style, grades)
         self.grade_drop = grade_drop if self.grades is not None else 0.0
         self.text_ids: dict[str, int] = {}
@@ -161,7 +161,7 @@ class ConditionedItems(Dataset):
     def caption(self, text: str, clip: str, graded: bool = True) -> str:
         if self.grades is None or not graded:
             return text
-        return condition(text, self.grades[clip], self.style)
+        return self.style.condition(text, self.grades[clip])
 
     def all_captions(self) -> list[str]:
         """Every conditioned caption the items can carry, in a fixed order."""
@@ -194,14 +194,14 @@ def read_grades(root) -> dict[str, int]:
     return {name: int(info["grade"]) for name, info in read_fms_meta(root).items()}
 
 
-def clip_grades(data: MotionDataset, style: str, grades: dict[str, int] | None):
+def clip_grades(data: MotionDataset, style: Style, grades: dict[str, int] | None):
     """The grade of every clip of `data` (None for style `none`); a missing grade is an error
     naming the clips."""
-    if check_style(style).name == "none":
+    if style.name == "none":
         return None
     if grades is None:
-        raise ValueError(f"conditioning style {style!r} needs grades: a dict clip name -> FMS "
-                         "grade (the FMS corpus's fms_meta.json)")
+        raise ValueError(f"conditioning style {style.name!r} needs grades: a dict clip name -> "
+                         "FMS grade (the FMS corpus's fms_meta.json)")
     clips = sorted({item.clip for item in data.data.items})
     missing = [c for c in clips if c not in grades]
     if missing:
@@ -461,9 +461,10 @@ def _loss_log(path: Path, write: bool):
         yield append
 
 
-def _run_config(model, diffusion, cfg: TrainConfig, encoder, style: str, init_from) -> dict:
+def _run_config(model, diffusion, cfg: TrainConfig, encoder, style: Style, init_from) -> dict:
+    # The style by its name: a checkpoint holds no fmsnb object, so any version can read it.
     return {"model": asdict(model.cfg), "diffusion": asdict(diffusion.cfg), "train": asdict(cfg),
-            "encoder": encoder.name, "encoder_key": encoder.key, "style": style,
+            "encoder": encoder.name, "encoder_key": encoder.key, "style": style.name,
             "init_from": None if init_from is None else str(init_from)}
 
 
@@ -483,12 +484,11 @@ def _say_where_to_resume(run_dir: Path):
         raise TrainingInterrupted(f"training interrupted: {where}") from None
 
 
-def _check_request(model: MDM, cache, cfg: TrainConfig, style: str, device: torch.device,
-                   run_dir: Path, resume: bool):
-    """The `captions.Style` of `style` and run_dir's latest checkpoint, once the model, the
-    encoder, the device and the run folder are known to fit the request; ValueError otherwise."""
-    conditioning = check_style(style)
-    if conditioning.grade_token and model.cfg.n_grades != 3:
+def _check_request(model: MDM, cache, cfg: TrainConfig, style: Style, device: torch.device,
+                   run_dir: Path, resume: bool) -> Path | None:
+    """run_dir's latest checkpoint, once the model, the encoder, the device and the run folder
+    are known to fit the request; ValueError otherwise."""
+    if style.grade_token and model.cfg.n_grades != 3:
         raise ValueError(f"style 'token' needs a model built with n_grades=3, got "
                          f"{model.cfg.n_grades}")
     if cache.encoder.dim != model.cfg.text_dim:
@@ -501,7 +501,7 @@ def _check_request(model: MDM, cache, cfg: TrainConfig, style: str, device: torc
     if latest is not None and not resume:
         raise ValueError(f"{run_dir} already holds checkpoints (latest {latest.name}); pass "
                          "resume=True to continue, or choose another run_dir")
-    return conditioning, latest
+    return latest
 
 
 def _caption_table(items: ConditionedItems, cache, group: distributed.Group,
@@ -542,12 +542,12 @@ def _restore(latest: Path, model: MDM, optimizer, cfg: TrainConfig, run_config: 
     return ckpt
 
 
-def _start_from(init_from, model: MDM, conditioning, run_config: dict,
+def _start_from(init_from, model: MDM, style: Style, run_config: dict,
                 dataset: MotionDataset) -> None:
     """Fine-tuning's start: a pretrained checkpoint's weights (EMA if any) into `model`, whose
     config must equal the checkpoint's except a grade embedding the token style adds."""
     ckpt = load_checkpoint(init_from)
-    growing_grades = conditioning.grade_token and ckpt["config"]["model"].get("n_grades") == 0
+    growing_grades = style.grade_token and ckpt["config"]["model"].get("n_grades") == 0
     check_config("model", ckpt["config"]["model"], run_config["model"], init_from,
                  ("n_grades",) if growing_grades else ())
     check_config("diffusion", ckpt["config"]["diffusion"], run_config["diffusion"], init_from)
@@ -559,12 +559,12 @@ def _start_from(init_from, model: MDM, conditioning, run_config: dict,
                          f"{result.missing_keys}, unexpected {result.unexpected_keys}")
 
 
-def _step_batch(batch: dict, model_cfg: MDMConfig, conditioning, group: distributed.Group,
+def _step_batch(batch: dict, model_cfg: MDMConfig, style: Style, group: distributed.Group,
                 device: torch.device):
     """A loader batch as the step takes it: motion (B, T, F) and mask (B, T) on `device`, T
     cropped to the batch's longest clip when padding is masked, and the grades (B,) for the
     token style (else None)."""
-    grade = batch["grade"].to(device) if conditioning.grade_token else None
+    grade = batch["grade"].to(device) if style.grade_token else None
     motion, mask = batch["motion"], batch["mask"]
     if model_cfg.mask_padding:
         # Padding is masked out of attention and loss: frames past the batch's longest clip
@@ -594,13 +594,13 @@ def _resumed_log(log_path: Path, ckpt: dict | None, cfg: TrainConfig, group: dis
 
 
 def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cache,
-          cfg: TrainConfig, run_dir, resume: bool = False, style: str = "none",
+          cfg: TrainConfig, run_dir, resume: bool = False, style: Style = STYLES["none"],
           grades: dict[str, int] | None = None, init_from=None, device=None,
           progress: bool = True) -> list[dict]:
     """Train `model` on `dataset` for cfg.steps steps; returns the loss log (rows of loss.csv).
 
     dataset: a `MotionDataset` (normalised motions). cache: a `CaptionCache` of the model's text
-    encoder; every caption is encoded before the first step. style: a `captions.STYLES` name;
+    encoder; every caption is encoded before the first step. style: a `captions.Style`;
     all but `none` need `grades` (clip name -> FMS grade 1..3), and `token` needs a model with
     n_grades=3. run_dir receives ckpt_<step>.pt every cfg.checkpoint_every steps and at the end,
     loss.csv (step, loss, lr, seconds; the mean loss since the previous row) and summary.json.
@@ -621,7 +621,7 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
     device = torch.device(device) if device is not None else default_device()
     group = distributed.current()
     share = distributed.share(cfg.batch_size, group)
-    conditioning, latest = _check_request(model, cache, cfg, style, device, run_dir, resume)
+    latest = _check_request(model, cache, cfg, style, device, run_dir, resume)
     items = ConditionedItems(dataset, cfg.seed, style, grades, cfg.grade_drop)
     table = _caption_table(items, cache, group, device)        # (n_captions, text_dim)
 
@@ -633,7 +633,7 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
     if resume and latest is not None:
         ckpt = _restore(latest, model, optimizer, cfg, run_config, dataset)
     elif init_from is not None:
-        _start_from(init_from, model, conditioning, run_config, dataset)
+        _start_from(init_from, model, style, run_config, dataset)
     start, seconds_before = (0, 0.0) if ckpt is None else (ckpt["step"], ckpt["seconds"])
     if start == 0:
         # Set once, before the first step; a resumed run reads it back with the weights.
@@ -678,7 +678,7 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
                disable=not progress or not group.main)
     with _loss_log(log_path, group.main) as append_row, _say_where_to_resume(run_dir):
         for step, batch in enumerate(loader, start=start + 1):
-            motion, mask, grade = _step_batch(batch, model.cfg, conditioning, group, device)
+            motion, mask, grade = _step_batch(batch, model.cfg, style, group, device)
             draws = None
             if group.parallel:          # each sample's noise drawn as one process would
                 whole = batch_draws(diffusion, model.cfg, cfg.batch_size, motion.shape[1], device)

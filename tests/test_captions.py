@@ -1,4 +1,6 @@
 """FMS captions and the grade-conditioning styles."""
+import pickle
+
 import pytest
 
 from fmsnb.captions import (GRADE_PHRASES, STYLES, SUBJECT, condition, movement_captions,
@@ -63,6 +65,12 @@ def test_textual_phrases_are_the_papers():
     assert condition(SQUAT, 2, "textual").startswith("a moderately fit person performs")
     assert condition(SQUAT, 3, "textual").startswith("a very athletic person performs")
     assert not any(s.grade_token for name, s in STYLES.items() if name != "token")
+
+
+def test_a_style_pickles_for_the_data_loaders_worker_processes():
+    for style in STYLES.values():
+        again = pickle.loads(pickle.dumps(style))
+        assert again.name == style.name and again.condition(SQUAT, 3) == style.condition(SQUAT, 3)
 
 
 def test_unknown_style_grade_or_movement_raise_naming_the_allowed_values():

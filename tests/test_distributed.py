@@ -24,6 +24,7 @@ from torch.multiprocessing.spawn import ProcessException
 from conftest import REPO, TINY_PROFILE
 from fmsnb import atomic, distributed
 from fmsnb import train as T
+from fmsnb.captions import STYLES
 from fmsnb.cli import main
 from fmsnb.dataset import MotionDataset, read_split
 from fmsnb.mdm import MDM, MDMConfig
@@ -46,7 +47,8 @@ def run(corpus, run_dir, resume=False):
                           max_len=MAX_LEN, n_grades=3, dropout=0.0))
     data = MotionDataset(read_split(corpus, "train", progress=False), max_len=MAX_LEN)
     rows = T.train(model, tiny_diffusion(), data, CaptionCache(FakeEncoder()), CFG, run_dir,
-                   resume=resume, style="token", grades=GRADES, device="cpu", progress=False)
+                   resume=resume, style=STYLES["token"], grades=GRADES, device="cpu",
+                   progress=False)
     return model, rows
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fmsnb import stages
+from fmsnb.captions import STYLES
 from fmsnb.config import load_profile
 
 @pytest.fixture(scope="module")
@@ -16,6 +17,12 @@ def cfg(tiny_repo):
 def test_finetuning_needs_the_base_model_first(cfg):
     with pytest.raises(FileNotFoundError, match="pretrain"):
         stages.finetune(cfg, "token", progress=False)
+
+
+def test_an_unknown_style_is_refused_before_any_work(cfg):
+    for call in (stages.finetune, stages.load_generator):
+        with pytest.raises(ValueError, match="unknown conditioning style"):
+            call(cfg, "fitness")
 
 
 def test_stages_train_resume_and_sample(cfg):
@@ -57,9 +64,9 @@ def test_lengths_per_movement_are_multiples_of_four(cfg):
 
 
 def test_new_models_do_not_depend_on_random_numbers_drawn_before(cfg):
-    first = stages.new_model(cfg, 16, "token")
+    first = stages.new_model(cfg, 16, STYLES["token"])
     torch.rand(1000)                                   # e.g. a text encoder loading on the way
-    second = stages.new_model(cfg, 16, "token")
+    second = stages.new_model(cfg, 16, STYLES["token"])
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
                                                  second.state_dict().values()))
 

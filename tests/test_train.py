@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from fmsnb import atomic, train as T
+from fmsnb.captions import STYLES
 from fmsnb.dataset import Caption, MotionDataset, read_split, write_clip, write_mean_std, \
     write_splits
 from fmsnb.diffusion import DiffusionConfig, GaussianDiffusion
@@ -215,11 +216,11 @@ def test_finetuning_with_grade_styles(split, tmp_path):
 
     encoder = FakeEncoder()
     textual, _ = run(split, tmp_path / "textual", ft_cfg, model=tiny_model(seed=1),
-                     init_from=pretrained, style="textual", grades=grades,
+                     init_from=pretrained, style=STYLES["textual"], grades=grades,
                      cache=CaptionCache(encoder))
     # The same call with resume=True picks up the run instead of restarting from init_from.
     again, _ = run(split, tmp_path / "textual", ft_cfg, model=tiny_model(seed=1),
-                   init_from=pretrained, style="textual", grades=grades, resume=True)
+                   init_from=pretrained, style=STYLES["textual"], grades=grades, resume=True)
     assert_same_tensors(textual.state_dict(), again.state_dict())
     assert "an injured person walks forward" in encoder.encoded
     assert "a very athletic person squats down slowly" in encoder.encoded
@@ -229,23 +230,21 @@ def test_finetuning_with_grade_styles(split, tmp_path):
     model = tiny_model(n_grades=3, seed=1)
     grade_emb = model.grade_emb.weight.detach().clone()
     init = {k: v.clone() for k, v in model.state_dict().items()}
-    run(split, tmp_path / "token0", replace(ft_cfg, steps=0), model=model, style="token",
+    run(split, tmp_path / "token0", replace(ft_cfg, steps=0), model=model, style=STYLES["token"],
         grades=grades, init_from=pretrained)
     loaded = model.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in base.state_dict().items())
     assert torch.equal(loaded["grade_emb.weight"], grade_emb) and init.keys() == loaded.keys()
-    run(split, tmp_path / "token", ft_cfg, model=tiny_model(n_grades=3), style="token",
+    run(split, tmp_path / "token", ft_cfg, model=tiny_model(n_grades=3), style=STYLES["token"],
         grades=grades, init_from=pretrained)
 
     with pytest.raises(ValueError, match="needs grades"):
-        run(split, tmp_path / "x", ft_cfg, style="numerical")
+        run(split, tmp_path / "x", ft_cfg, style=STYLES["numerical"])
     with pytest.raises(ValueError, match=r"no FMS grade for 1 clip.*c4"):
-        run(split, tmp_path / "x", ft_cfg, style="numerical",
+        run(split, tmp_path / "x", ft_cfg, style=STYLES["numerical"],
             grades={k: v for k, v in grades.items() if k != "c4"})
     with pytest.raises(ValueError, match="n_grades=3"):
-        run(split, tmp_path / "x", ft_cfg, style="token", grades=grades)
-    with pytest.raises(ValueError, match="unknown conditioning style"):
-        run(split, tmp_path / "x", ft_cfg, style="fitness")
+        run(split, tmp_path / "x", ft_cfg, style=STYLES["token"], grades=grades)
     # Fine-tuning data normalised with other statistics than the pretraining corpus's.
     with pytest.raises(ValueError, match="normalised with another mean"):
         run(dataclasses.replace(split, mean=split.mean + 1), tmp_path / "x", ft_cfg,
@@ -296,8 +295,8 @@ def test_grade_drop_shows_some_items_without_their_grade(split):
     clips = sorted({item.clip for item in split.items})
     grades = {c: 1 + i % 3 for i, c in enumerate(clips)}
     data = MotionDataset(split, max_len=MAX_LEN)
-    plain = T.ConditionedItems(data, 0, "numerical", grades)
-    dropped = T.ConditionedItems(data, 0, "numerical", grades, grade_drop=0.5)
+    plain = T.ConditionedItems(data, 0, STYLES["numerical"], grades)
+    dropped = T.ConditionedItems(data, 0, STYLES["numerical"], grades, grade_drop=0.5)
     keys = [(step, slot, i) for step in range(20) for slot, i in enumerate(range(len(data)))]
     assert all(plain[k]["grade"] > 0 for k in keys)
     items = [dropped[k] for k in keys]
