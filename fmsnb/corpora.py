@@ -68,8 +68,8 @@ def humanml3d_root(cfg: Profile, progress: bool = True) -> Path:
         return _real(cfg, "HumanML3D", HUMANML3D_FILES)
     settings = {"clips_per_action": cfg.standin.clips_per_action, "seed": cfg.standin.seed}
     return made(cfg.run_dir / "data" / "humanml3d_standin", settings,
-                 lambda tmp: actions.generate(tmp, cfg.standin.clips_per_action, cfg.standin.seed,
-                                              progress=progress))
+                 lambda tmp: actions.write(tmp, cfg.standin.clips_per_action, cfg.standin.seed,
+                                           progress=progress))
 
 
 def fms_raw_root(cfg: Profile, progress: bool = True) -> Path:
@@ -79,8 +79,8 @@ def fms_raw_root(cfg: Profile, progress: bool = True) -> Path:
     s = cfg.fms_standin
     settings = {"subjects": s.subjects, "max_episodes": s.max_episodes, "seed": s.seed}
     return made(cfg.run_dir / "data" / "fms_raw", settings,
-                 lambda tmp: fms_recorder.generate(tmp, s.subjects, s.max_episodes, s.seed,
-                                                   progress=progress))
+                 lambda tmp: fms_recorder.write(tmp, s.subjects, s.max_episodes, s.seed,
+                                                progress=progress))
 
 
 def fms_dataset(cfg: Profile, progress: bool = True) -> fms.FMSDataset:

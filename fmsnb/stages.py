@@ -120,17 +120,17 @@ def imported_release(cfg: Profile, path, encoder, progress: bool = True) -> Path
     An import of the same file, newer than it, with the same model, diffusion and encoder, is
     reused."""
     path = Path(path).expanduser()
-    model = model_config(cfg, encoder.dim)
+    model_cfg = model_config(cfg, encoder.dim)
     out = checkpoint_path(model_dir(cfg, MDM_RELEASE), mdm_release.release_step(path))
     if out.is_file() and path.is_file() and out.stat().st_mtime >= path.stat().st_mtime:
         saved = load_checkpoint(out)["config"]
         if (saved.get("init_from"), saved["model"], saved["diffusion"], saved["encoder_key"]) \
-                == (f"{mdm_release.PREFIX}{path.resolve()}", asdict(model),
+                == (f"{mdm_release.PREFIX}{path.resolve()}", asdict(model_cfg),
                     asdict(cfg.diffusion), encoder.key):
             return out
     mean, std = read_mean_std(corpora.humanml3d_root(cfg, progress))
-    return mdm_release.write_checkpoint(path, model_dir(cfg, MDM_RELEASE), model, cfg.diffusion,
-                                        encoder, mean, std)
+    return mdm_release.write_checkpoint(path, model_dir(cfg, MDM_RELEASE), model_cfg,
+                                        cfg.diffusion, encoder, mean, std)
 
 
 def release_file(cfg: Profile) -> Path | None:

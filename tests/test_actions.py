@@ -11,7 +11,7 @@ from fmsnb.standin import actions
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("standin")
-    summary = actions.generate(root, clips_per_action=1, seed=3, progress=False)
+    summary = actions.write(root, clips_per_action=1, seed=3, progress=False)
     return root, summary
 
 
@@ -75,7 +75,7 @@ def test_readme_labels_the_stand_in(corpus):
 
 def test_deterministic_for_a_seed(corpus, tmp_path):
     root, _ = corpus
-    actions.generate(tmp_path / "again", clips_per_action=1, seed=3, progress=False)
+    actions.write(tmp_path / "again", clips_per_action=1, seed=3, progress=False)
     assert _files(root) == _files(tmp_path / "again")
     joints, _ = actions.make_clip("squat", seed=4, index=0)
     other, _ = actions.make_clip("squat", seed=5, index=0)
@@ -84,24 +84,24 @@ def test_deterministic_for_a_seed(corpus, tmp_path):
 
 def test_regenerating_replaces_a_stand_in_but_not_other_folders(tmp_path):
     out = tmp_path / "corpus"
-    actions.generate(out, clips_per_action=1, progress=False)
+    actions.write(out, clips_per_action=1, progress=False)
     (out / "texts" / "stale.txt").write_text("old#old/ADJ#0.0#0.0\n")
     (out / "Mean.npy").unlink()                                  # as if interrupted
-    actions.generate(out, clips_per_action=1, progress=False)
+    actions.write(out, clips_per_action=1, progress=False)
     assert not (out / "texts" / "stale.txt").exists() and (out / "Mean.npy").is_file()
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="foreign"):
-        actions.generate(foreign, clips_per_action=1, progress=False)
+        actions.write(foreign, clips_per_action=1, progress=False)
     with pytest.raises(ValueError, match="clips_per_action"):
-        actions.generate(tmp_path / "x", clips_per_action=0, progress=False)
+        actions.write(tmp_path / "x", clips_per_action=0, progress=False)
     with pytest.raises(ValueError, match="unknown stand-in action"):
         actions.make_clip("backflip", 0, 0)
 
 
 def test_mirrored_copies(tmp_path):
-    summary = actions.generate(tmp_path, clips_per_action=1, seed=1, mirror=True, progress=False)
+    summary = actions.write(tmp_path, clips_per_action=1, seed=1, mirror=True, progress=False)
     assert summary["clips"] == 2 * len(actions.ACTIONS)
     for split in ("train", "val", "test"):
         names = (tmp_path / f"{split}.txt").read_text().split()

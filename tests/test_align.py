@@ -13,7 +13,8 @@ from fmsnb.fms import FPS as KINECT_FPS, KINECT_INDEX, MOVEMENTS, FMSDataset, Re
 from fmsnb.humanml3d import (JOINT_NAMES, mirror_caption, process_joints, recover_joints,
                              target_offsets)
 from fmsnb.standin.body import BodyShape, pose
-from fmsnb.standin.fms_recorder import CAMERA_HEIGHT, CAMERAS, generate
+from fmsnb.standin import fms_recorder
+from fmsnb.standin.fms_recorder import CAMERA_HEIGHT, CAMERAS
 
 H = {name: i for i, name in enumerate(JOINT_NAMES)}
 K = KINECT_INDEX
@@ -225,7 +226,7 @@ def test_split_subjects_is_disjoint_complete_and_seeded():
 def standin(tmp_path_factory):
     """A small stand-in FMS corpus (3 subjects, one episode per movement), read and written."""
     root = tmp_path_factory.mktemp("fms")
-    generate(root / "raw", subjects=3, max_episodes=1, seed=0, progress=False)
+    fms_recorder.write(root / "raw", subjects=3, max_episodes=1, seed=0, progress=False)
     fms = FMSDataset(root / "raw", views=("front",), progress=False)
     # A clip of an earlier corpus in the same folder, which the new one must replace.
     stale = root / "hml" / "texts" / "front_s99_m01_e1.txt"

@@ -15,7 +15,7 @@ from fmsnb.standin.body import BodyShape
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("fms_standin")
-    summary = fs.generate(out, subjects=2, max_episodes=1, seed=3, progress=False)
+    summary = fs.write(out, subjects=2, max_episodes=1, seed=3, progress=False)
     return out, summary, fs.plan_corpus(2, 1, seed=3)
 
 
@@ -88,8 +88,8 @@ def test_all_movements_and_grade_shares():
 
 
 def test_determinism(tmp_path):
-    a = fs.generate(tmp_path / "a", 1, 1, seed=5, progress=False)
-    b = fs.generate(tmp_path / "b", 1, 1, seed=5, progress=False)
+    a = fs.write(tmp_path / "a", 1, 1, seed=5, progress=False)
+    b = fs.write(tmp_path / "b", 1, 1, seed=5, progress=False)
     assert a["frames"] == b["frames"]
     for path in sorted((tmp_path / "a").rglob("*.json")):
         assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
@@ -97,10 +97,10 @@ def test_determinism(tmp_path):
     same = fs.plan_corpus(1, 1, seed=5)[0]
     assert other.experts != same.experts or other.shape != same.shape
     # Regenerating into a stand-in folder replaces it; a foreign folder is refused.
-    fs.generate(tmp_path / "a", 1, 1, seed=5, progress=False)
+    fs.write(tmp_path / "a", 1, 1, seed=5, progress=False)
     (tmp_path / "a" / "README.txt").write_text("the real dataset")
     with pytest.raises(FileExistsError, match="not a stand-in"):
-        fs.generate(tmp_path / "a", 1, 1, seed=5, progress=False)
+        fs.write(tmp_path / "a", 1, 1, seed=5, progress=False)
 
 
 def test_camera_tilt():

@@ -102,9 +102,9 @@ def real_root(tmp_path, tiny_repo):
     """A data root in the real layout (the tiny profile's stand-ins copied there)."""
     cfg = cfg_of(tiny_repo)
     root = tmp_path / "real"
-    actions.generate(root / "HumanML3D", cfg.standin.clips_per_action, progress=False)
-    fms_recorder.generate(root / "FMS", cfg.fms_standin.subjects, cfg.fms_standin.max_episodes,
-                          progress=False)
+    actions.write(root / "HumanML3D", cfg.standin.clips_per_action, progress=False)
+    fms_recorder.write(root / "FMS", cfg.fms_standin.subjects, cfg.fms_standin.max_episodes,
+                       progress=False)
     return root
 
 

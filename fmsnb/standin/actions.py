@@ -3,7 +3,7 @@
 HumanML3D cannot be shipped or downloaded here, so the book pretrains on this small procedural
 corpus instead; it is labelled a stand-in wherever it appears (this docstring, the README.txt it
 writes, the book). It is not HumanML3D and its numbers say nothing about HumanML3D.
-`generate` animates the procedural body of `fmsnb.standin.body` (a random shape per clip) through
+`write` animates the procedural body of `fmsnb.standin.body` (a random shape per clip) through
 about a dozen everyday actions (`ACTIONS`: walking, running, jumping, squats, lunges, sitting down,
 turning, side steps, marching, kicks, waving, raising the arms, bending forward), each with
 random speed, direction, side, amplitude, repetitions and duration (2 to 9.9 s at 20 fps), and
@@ -826,8 +826,8 @@ def _prepare(root: Path) -> None:
     readme.write_text(LABEL + "\n\n(generation in progress or interrupted)\n")
 
 
-def generate(out_dir, clips_per_action: int, seed: int = 0, mirror: bool = False,
-             progress: bool = True) -> dict:
+def write(out_dir, clips_per_action: int, seed: int = 0, mirror: bool = False,
+          progress: bool = True) -> dict:
     """Write the stand-in corpus in HumanML3D layout under out_dir and return a summary
     {"clips", "frames", "per_action", "splits", "seconds", ...}. out_dir must be empty, absent,
     or an earlier stand-in corpus (then it is replaced)."""

@@ -6,7 +6,7 @@ random proportions that perform all 15 movements with grade-specific quality
 (`fmsnb.standin.fms_moves`: a grade-3 deep squat reaches full depth with an upright torso and
 flat heels, a grade-1 one stays shallow, leans and drifts to one side, and so on for every test),
 recorded by two simulated Azure Kinects. This module plans the corpus (subjects, grades,
-experts), simulates the sensors and writes the files.
+experts), simulates the sensors and writes the files (`write`).
 Everything a real file carries is reproduced so that `fmsnb.fms` reads both alike: the file
 names, the JSON keys (with the misspelled `original_frmae_num`), millimetres in the depth
 camera's frame (+X right, +Y down, +Z away from the camera) with the depth camera pitched
@@ -289,8 +289,8 @@ authors on request.
 """
 
 
-def generate(out_dir: str | Path, subjects: int, max_episodes: int, seed: int = 0,
-             progress: bool = True) -> dict:
+def write(out_dir: str | Path, subjects: int, max_episodes: int, seed: int = 0,
+          progress: bool = True) -> dict:
     """Write the stand-in corpus into `out_dir` in the published layout: `Skeleton data/Front`,
     `Skeleton data/Side` (one JSON file per episode and view), `experts_score.json` and a
     README.txt saying what it is. Skeleton files of an earlier stand-in in `out_dir` are

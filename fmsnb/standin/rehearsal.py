@@ -281,7 +281,7 @@ def write_data_root(root, clips_per_action: int = CLIPS_PER_ACTION, subjects: in
 
     def write(tmp: Path) -> None:
         write_humanml3d(tmp / HUMANML3D, clips_per_action, seed, progress)
-        fms_recorder.generate(tmp / FMS, subjects, max_episodes=1, seed=seed, progress=progress)
+        fms_recorder.write(tmp / FMS, subjects, max_episodes=1, seed=seed, progress=progress)
         write_clip_weights(tmp / CLIP_FILE, seed)
         write_evaluator(tmp, *read_mean_std(tmp / HUMANML3D), seed=seed)
         write_glove(tmp / GLOVE_DIR, seed)
