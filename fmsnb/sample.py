@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fmsnb import atomic
+from fmsnb.config import DiffusionConfig
 from fmsnb.diffusion import GaussianDiffusion
 from fmsnb.fms import GRADES
 from fmsnb.humanml3d import FPS, recover_joints
@@ -62,6 +63,11 @@ def timesteps(diffusion: GaussianDiffusion, sampler: str, steps: int | None) -> 
     """The descending diffusion steps that `generate` visits: `steps` counts DDIM's (None: the
     diffusion's `ddim_steps`), and "ddpm" runs every step of the diffusion whatever it says."""
     return diffusion.timesteps(sampler, steps if sampler == "ddim" else None)
+
+
+def step_count(diffusion_cfg: DiffusionConfig, sampler: str, steps: int | None) -> int:
+    """How many denoising steps `generate` takes per motion (`timesteps`), for the reports."""
+    return len(timesteps(GaussianDiffusion(diffusion_cfg), sampler, steps))
 
 
 @torch.no_grad()

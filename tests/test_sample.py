@@ -56,46 +56,45 @@ def test_steps_count_ddims_and_ddpm_runs_every_diffusion_step(monkeypatch):
     assert visits == d.timesteps("ddpm")
 
 
-def test_batches_are_formed_by_length_and_answers_keep_the_order(monkeypatch):
-    diffusion = tiny_diffusion()
-    padded = []
+LENGTHS = [40, 10, 38, 12]
+
+
+def padded_widths(model) -> tuple[list[int], list[np.ndarray]]:
+    """The frames each batch was padded to when `model` sampled motions of LENGTHS two at a
+    time (the widths of `diffusion.sample`'s masks, in call order), and the motions."""
+    diffusion, widths = tiny_diffusion(), []
     real_sample = diffusion.sample
 
     def recording(model, text, mask, *args, **kw):
-        padded.append(mask.shape[1])
+        widths.append(mask.shape[1])
         return real_sample(model, text, mask, *args, **kw)
-    monkeypatch.setattr(diffusion, "sample", recording)
-    lengths = [40, 10, 38, 12]
-    out = generate(tiny_model().eval(), diffusion, CaptionCache(FakeEncoder()),
-                   [f"caption {n}" for n in lengths], lengths, steps=2, mean=MEAN, std=STD,
+    diffusion.sample = recording                     # this diffusion's only
+    out = generate(model, diffusion, CaptionCache(FakeEncoder()),
+                   [f"caption {n}" for n in LENGTHS], LENGTHS, steps=2, mean=MEAN, std=STD,
                    batch_size=2, progress=False)
-    assert padded == [12, 40]            # in the order asked, the batches would pad to 40 and 38
-    assert [len(f) for f in out] == lengths
+    return widths, out
 
 
-def test_attending_padding_samples_on_the_max_len_canvas(monkeypatch):
+def test_batches_are_formed_by_length_and_answers_keep_the_order():
+    widths, out = padded_widths(tiny_model().eval())
+    assert widths == [12, 40]            # in the order asked, the batches would pad to 40 and 38
+    assert [len(f) for f in out] == LENGTHS
+
+
+def test_attending_padding_samples_on_the_max_len_canvas():
     # issue 12, defect (a): MDM trains and samples a model whose padding attends on the whole
     # max_len canvas; padding such a model only to a batch's longest motion (lengths within
     # 25%) gave it a context it never saw in training.
     torch.manual_seed(0)
     model = MDM(replace(tiny_model().cfg, mask_padding=False)).eval()
-    diffusion = tiny_diffusion()
-    widths, real_sample = [], diffusion.sample
-
-    def recording(model, text, mask, *args, **kw):
-        widths.append(mask.shape[1])
-        return real_sample(model, text, mask, *args, **kw)
-    monkeypatch.setattr(diffusion, "sample", recording)
-    lengths = [40, 10, 38, 12]
-    out = generate(model, diffusion, CaptionCache(FakeEncoder()),
-                   [f"caption {n}" for n in lengths], lengths, steps=2, mean=MEAN, std=STD,
-                   batch_size=2, progress=False)
-    assert widths == [MAX_LEN, MAX_LEN] and [len(f) for f in out] == lengths
+    widths, out = padded_widths(model)
+    assert widths == [MAX_LEN, MAX_LEN] and [len(f) for f in out] == LENGTHS
     # exactly MDM's way: the canvas sampled from the same seed, cut to the motion's length
+    diffusion = tiny_diffusion()
     one = generate(model, diffusion, CaptionCache(FakeEncoder()), ["a person walks"], [40],
                    steps=2, mean=MEAN, std=STD, progress=False)[0]
     text = CaptionCache(FakeEncoder()).get(["a person walks"])
-    canvas = real_sample(model, text, torch.arange(MAX_LEN)[None] < 40, steps=2,
+    canvas = diffusion.sample(model, text, torch.arange(MAX_LEN)[None] < 40, steps=2,
                          generator=torch.Generator().manual_seed(0), progress=False)
     np.testing.assert_allclose(one, canvas[0, :40].numpy() * STD + MEAN, atol=1e-5)
 

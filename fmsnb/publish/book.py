@@ -35,6 +35,7 @@ import yaml
 
 from fmsnb import corpora, fms
 from fmsnb.config import Profile, load_profile, repo_root
+from fmsnb.sample import step_count
 
 SOURCE_DIR = "notebooks"
 EXECUTED_DIR = "book/notebooks"
@@ -199,8 +200,9 @@ def missing_data(cfg: Profile) -> list[str]:
 def plan(cfg: Profile, chapters: list[Chapter], root: Path) -> str:
     """What a run would do: the profile's main settings, then each notebook in order."""
     m, pre, fine, smp, ev = cfg.model, cfg.pretrain, cfg.finetune, cfg.sampling, cfg.evaluation
-    sampler = (f"ddpm ({cfg.diffusion.steps} steps)" if smp.sampler == "ddpm"
-               else f"ddim ({smp.steps} of {cfg.diffusion.steps} steps)")
+    n = step_count(cfg.diffusion, smp.sampler, smp.steps)
+    sampler = (f"ddpm ({n} steps)" if smp.sampler == "ddpm"
+               else f"ddim ({n} of {cfg.diffusion.steps} steps)")
     lines = [
         f"profile {cfg.name} (params/{cfg.name}.yml), seed {cfg.seed}",
         f"  data:       {corpora.describe(cfg)}",
@@ -210,7 +212,7 @@ def plan(cfg: Profile, chapters: list[Chapter], root: Path) -> str:
         f"  model:      MDM latent {m.latent_dim}, {m.layers} layers, {m.heads} heads, "
         f"feed-forward {m.ff_size}",
         f"  pretrain:   {pre.steps} steps, batch {pre.batch_size}, lr {pre.lr:g}",
-        f"  base:       " + (f"MDM's release {cfg.mdm_release} (fine-tunes start from it)"
+        "  base:       " + (f"MDM's release {cfg.mdm_release} (fine-tunes start from it)"
                              if cfg.mdm_release else "the pretrained model"),
         f"  finetune:   {fine.steps} steps, batch {fine.batch_size}, lr {fine.lr:g}, "
         f"styles {', '.join(cfg.styles)}",

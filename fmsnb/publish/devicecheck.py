@@ -22,7 +22,6 @@ import datetime
 import json
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch

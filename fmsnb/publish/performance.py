@@ -27,6 +27,7 @@ from fmsnb.config import MDMConfig, Profile
 from fmsnb.dataset import MAX_LEN, read_split
 from fmsnb.fms import GRADES, MOVEMENTS
 from fmsnb.mdm import MDM
+from fmsnb.sample import step_count
 
 
 @dataclass(frozen=True)
@@ -198,8 +199,7 @@ def estimate_cost(cfg: Profile, bench: dict, gpu: GPUAssumption = GPU) -> dict:
     train_flops = sum(steps[k] * step_flops[k] for k in steps)
     train_samples = (steps["pretrain"] * cfg.pretrain.batch_size
                      + steps["finetune"] * cfg.finetune.batch_size)
-    denoising_steps = (cfg.diffusion.steps if cfg.sampling.sampler == "ddpm"
-                       else cfg.sampling.steps)
+    denoising_steps = step_count(cfg.diffusion, cfg.sampling.sampler, cfg.sampling.steps)
     motions = sampled_motions(cfg)
     sample_flops = motions["total"] * denoising_steps * sampling_step_flops(model)
     total = train_flops + sample_flops

@@ -732,7 +732,7 @@ def bend_forward(rng, shape):
     rep = rng.uniform(2.5, 4.0)
     lead = rng.uniform(0.3, 1.0)
     c = _Clip(rng, shape, lead + n * rep + rng.uniform(0.3, 1.0))
-    t, s = c.t, c.shape
+    t = c.t
     root, feet = c.stand()
     env = sum(_plateau(t, lead + i * rep, lead + (i + 1) * rep, 0.35 * rep) for i in range(n))
     hip, spine, chest = 1.5 * depth * env, 0.45 * depth * env, 0.38 * depth * env
