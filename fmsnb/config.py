@@ -191,7 +191,7 @@ REPLICATIONS = {False: 20, True: 5}
 
 @dataclass
 class EvalConfig:
-    """The T2M evaluation protocol of Table 1 (`evaluate`); the defaults are MDM's."""
+    """The T2M evaluation protocol of Table 1 (`t2m_protocol`); the defaults are MDM's."""
     replications: int = REPLICATIONS[False]     # 5 are enough when multimodality is computed
     samples: int = 1000              # test motions per replication
     diversity_pairs: int = metrics.DIVERSITY_PAIRS
@@ -226,7 +226,7 @@ class EvalConfig:
 
 @dataclass
 class EvaluatorConfig:
-    """The T2M evaluator (`evaluator`): the published one's sizes (a self-trained one may be
+    """The T2M evaluator (`t2m_evaluator`): the published one's sizes (a self-trained one may be
     smaller on a CPU) and the training of a self-trained one."""
     text_hidden: int = 512
     movement_hidden: int = 512

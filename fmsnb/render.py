@@ -419,8 +419,8 @@ def plot_pelvis_heights(sources: Mapping[str, Mapping[int, Sequence[np.ndarray]]
         ax.xaxis.set_tick_params(labelbottom=True)
         ax.set_xlabel("time (s)")
     handles = [Line2D([], [], color=GRADE_COLORS[g], label=f"grade {g}") for g in grades]
-    handles += [Line2D([], [], color="0.3", linestyle=":", label="not upright at start and end"),
-                Line2D([], [], color="0.3", linestyle="--", label="mean lowest height (upright)")]
+    handles += [Line2D([], [], color="k", linestyle=":", label="not upright at start and end"),
+                Line2D([], [], color="k", linestyle="--", label="mean lowest height (upright)")]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
                fontsize=8)
     if title:

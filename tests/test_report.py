@@ -44,6 +44,7 @@ def test_a_published_run_is_read_back_with_its_build(tmp_path):
     assert {"commit", "date", "device", "data"} <= set(run["build"])
     assert "in 3 minutes" in report.published_note(run, "x")
     assert "no published run" in report.published_note(None, "x")
+    assert "itself built with the `x` profile" in report.published_note(None, "x", page="x")
     assert run["figures"] == {}                       # the run drew none of PUBLISHED_FIGURES
 
 

@@ -30,7 +30,7 @@ def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-# --- Table 1 (chapters 05 and 09) ----------------------------------------------------------
+# --- Table 1 (chapters 05 and 08) ----------------------------------------------------------
 
 def _as_pair(value) -> tuple[float, float | None]:
     """(mean, ci) from a (mean, ci) pair, or (mean, None) from a bare mean."""

@@ -123,9 +123,14 @@ def published(root: Path, profile: str) -> dict | None:
                for name in build["metrics"]}}
 
 
-def published_note(run: dict | None, profile: str, shown: str = "column") -> str:
+def published_note(run: dict | None, profile: str, shown: str = "column",
+                   page: str | None = None) -> str:
     """One sentence on a published run (`published`) for the pages that show it as a `shown`
-    (a table's column, a figure), or on its absence."""
+    (a table's column, a figure), on its absence, or, when the page itself is built with that
+    profile (`page`), on why it is not shown."""
+    if page == profile:
+        return (f"This page is itself built with the `{profile}` profile, so its own numbers are "
+                "the ones a published run would show.")
     if run is None:
         return (f"The repository keeps no published run of the `{profile}` profile "
                 f"(`make {profile}` makes one).")
