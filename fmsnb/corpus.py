@@ -5,8 +5,9 @@ of `new_joint_vecs/NAME.npy` features (T, 263), `new_joints/NAME.npy` joints (T,
 files `train.txt`/`val.txt`/`test.txt` (`fmsnb.dataset` describes the layout and reads it for
 training). `Corpus` is the chapters' view of such a folder: the names of a split, one clip's
 features or joints, and, for the aligned FMS corpus, each clip's metadata (`fms_meta.json`:
-subject, movement, grade, view, mirrored, ...) with `clips(...)` choosing clips by those fields.
-It reads numpy and JSON only, so a page that just looks at clips imports nothing heavy.
+subject, movement, grade, view, mirrored, ...) with `clips(...)` choosing clips by those fields,
+and `read_grades` the grades that fine-tuning conditions the captions on. It reads numpy and JSON
+only, so a page that just looks at clips imports nothing heavy.
 """
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ def read_fms_meta(root) -> dict[str, dict]:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not a valid JSON file: {err}") from None
+
+
+def read_grades(root) -> dict[str, int]:
+    """Clip name -> consolidated FMS grade (1..3) of a written FMS corpus, from its metadata:
+    what fine-tuning conditions the captions on."""
+    return {name: int(info["grade"]) for name, info in read_fms_meta(root).items()}
 
 
 class Corpus:

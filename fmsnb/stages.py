@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from fmsnb import atomic, corpora, distributed, mdm_release
 from fmsnb.captions import STYLES, Style, check_grade, check_style, movement_captions
-from fmsnb.corpus import read_fms_meta
+from fmsnb.corpus import read_fms_meta, read_grades
 from fmsnb.config import MDMConfig, Profile
 from fmsnb.dataset import MotionDataset, read_mean_std, read_split
 from fmsnb.fms import GRADES, MOVEMENTS
@@ -36,7 +36,7 @@ from fmsnb.mdm import MDM
 from fmsnb.sample import generate
 from fmsnb.text import CaptionCache, SideWords, Words, encoder_dim, load_encoder
 from fmsnb.train import (LOSS_FILE, checkpoint_path, latest_checkpoint, load_checkpoint, load_model,
-                         read_grades, train)
+                         train)
 
 BASE = "base"
 MDM_RELEASE = "mdm"      # the folder of MDM's released model, imported to fine-tune from

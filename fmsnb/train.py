@@ -35,7 +35,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from fmsnb import atomic, distributed
-from fmsnb.corpus import read_fms_meta
 from fmsnb.captions import STYLES, Style, check_grade
 from fmsnb.config import DiffusionConfig, MDMConfig, TrainConfig
 from fmsnb.dataset import MotionDataset
@@ -187,11 +186,6 @@ class ConditionedItems(Dataset):
         return {"motion": item["motion"], "length": item["length"],
                 "text_id": self.text_ids[self.caption(item["caption"], clip, graded)],
                 "grade": self.grades[clip] if graded else 0}
-
-
-def read_grades(root) -> dict[str, int]:
-    """Clip name -> FMS grade of a corpus written by `align.write_fms_corpus` (fms_meta.json)."""
-    return {name: int(info["grade"]) for name, info in read_fms_meta(root).items()}
 
 
 def clip_grades(data: MotionDataset, style: Style, grades: dict[str, int] | None):

@@ -1,10 +1,11 @@
-"""corpus.Corpus: a HumanML3D-layout folder read by name, FMS clips chosen by their metadata."""
+"""corpus.Corpus: a HumanML3D-layout folder read by name, FMS clips chosen by their metadata;
+corpus.read_grades: the grades fine-tuning reads."""
 import json
 
 import numpy as np
 import pytest
 
-from fmsnb.corpus import META_FILE, Corpus, read_fms_meta
+from fmsnb.corpus import META_FILE, Corpus, read_fms_meta, read_grades
 
 
 @pytest.fixture
@@ -49,3 +50,9 @@ def test_meta_errors_name_the_file(tmp_path):
     (tmp_path / META_FILE).write_text("{not json")
     with pytest.raises(ValueError, match=f"{META_FILE}: not a valid JSON"):
         Corpus(tmp_path).meta
+
+
+def test_read_grades(folder):
+    assert read_grades(folder) == {"b": 3, "a": 3, "Ma": 3, "c": 1}
+    with pytest.raises(FileNotFoundError, match=META_FILE):
+        read_grades(folder / "missing")

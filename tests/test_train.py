@@ -251,14 +251,6 @@ def test_finetuning_with_grade_styles(split, tmp_path):
             init_from=pretrained)
 
 
-def test_read_grades(tmp_path):
-    (tmp_path / "fms_meta.json").write_text(json.dumps(
-        {"front_s01_m01_e1": {"grade": 2, "movement": "m01"}, "Mfront_s01_m01_e1": {"grade": 3}}))
-    assert T.read_grades(tmp_path) == {"front_s01_m01_e1": 2, "Mfront_s01_m01_e1": 3}
-    with pytest.raises(FileNotFoundError, match="fms_meta.json"):
-        T.read_grades(tmp_path / "missing")
-
-
 def test_learning_rate_warms_up_then_follows_the_cosine():
     cfg = T.TrainConfig(lr=1e-3, steps=100, warmup=10, decay="cosine", final_lr=0.1)
     lrs = [T.lr_at(cfg, s) for s in range(1, 101)]
