@@ -215,6 +215,19 @@ def collate_items(batch: list[dict]) -> dict:
             "grade": torch.tensor([b["grade"] for b in batch], dtype=torch.long)}
 
 
+def _step_loader(items: ConditionedItems, cfg: TrainConfig, start: int,
+                 share: slice) -> DataLoader:
+    """The batches of the loop's steps start+1..cfg.steps (`StepBatches`, drawn from
+    `grade_pool` with balance_grades), this rank's share of each, stacked by `collate_items`."""
+    pool = grade_pool(items.clip_grade_list(), cfg.seed) if (
+        cfg.balance_grades and items.grades is not None) else None
+    return DataLoader(items, batch_sampler=StepBatches(cfg.seed, start, cfg.steps,
+                                                       cfg.batch_size, len(items), pool, share),
+                      collate_fn=collate_items, num_workers=cfg.num_workers,
+                      # its own generator: creating the iterator must not draw from torch's
+                      generator=torch.Generator().manual_seed(cfg.seed))
+
+
 # ---------------------------------------------------------------- checkpoints
 
 def checkpoint_path(run_dir, step: int) -> Path:
@@ -337,6 +350,23 @@ def _set_rng_state(state: dict, group: distributed.Group) -> None:
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
     random.setstate(state["python"])
+
+
+def _save_checkpoint(run_dir: Path, step: int, seconds: float, pending: list[torch.Tensor],
+                     model: MDM, ema: MDM | None, optimizer, run_config: dict,
+                     dataset: MotionDataset, group: distributed.Group) -> None:
+    """Write run_dir's checkpoint of `step` atomically (`checkpoint_path`): the weights, their
+    EMA, the optimiser, every RNG state, the losses of the log window still open (pending), the
+    training seconds so far, the run's configuration and the dataset's normalisation: all that a
+    resumed run needs to continue as the uninterrupted one would."""
+    atomic.torch_save(
+        {"format": CHECKPOINT_FORMAT, "step": step, "seconds": seconds,
+         "pending_losses": torch.stack(pending).cpu() if pending else torch.empty(0),
+         "model": model.state_dict(), "ema": ema.state_dict() if ema else None,
+         "optimizer": optimizer.state_dict(), "rng": _rng_state(group), "config": run_config,
+         "mean": torch.from_numpy(np.asarray(dataset.mean, dtype=np.float32)),
+         "std": torch.from_numpy(np.asarray(dataset.std, dtype=np.float32))},
+        checkpoint_path(run_dir, step))
 
 
 # ---------------------------------------------------------------- the loop
@@ -480,8 +510,9 @@ def _say_where_to_resume(run_dir: Path):
 
 def _check_request(model: MDM, cache, cfg: TrainConfig, style: Style, device: torch.device,
                    run_dir: Path, resume: bool) -> Path | None:
-    """run_dir's latest checkpoint, once the model, the encoder, the device and the run folder
-    are known to fit the request; ValueError otherwise."""
+    """The checkpoint to resume from (run_dir's latest; None when it has none), once the model,
+    the encoder, the device and the run folder are known to fit the request; ValueError
+    otherwise, as for a run_dir that holds checkpoints without resume."""
     if style.grade_token and model.cfg.n_grades != 3:
         raise ValueError(f"style 'token' needs a model built with n_grades=3, got "
                          f"{model.cfg.n_grades}")
@@ -553,6 +584,34 @@ def _start_from(init_from, model: MDM, style: Style, run_config: dict,
                          f"{result.missing_keys}, unexpected {result.unexpected_keys}")
 
 
+def _start_state(model: MDM, optimizer, latest: Path | None, init_from, cfg: TrainConfig,
+                 style: Style, run_config: dict, dataset: MotionDataset, table: torch.Tensor,
+                 group: distributed.Group, device: torch.device):
+    """Where the run starts: (the checkpoint it resumes from, or None; the EMA copy of `model`,
+    or None without cfg.ema_decay). Resuming from `latest` restores the weights, the optimiser,
+    the EMA and every RNG state. A fresh start takes init_from's weights when given, then sets
+    the text gain from the caption table (n_captions, text_dim) and seeds the RNGs. The order
+    is that of the random draws: changing it changes the weights a run ends with."""
+    ckpt = None
+    if latest is not None:
+        ckpt = _restore(latest, model, optimizer, cfg, run_config, dataset)
+    elif init_from is not None:
+        _start_from(init_from, model, style, run_config, dataset)
+    if ckpt is None:
+        # Set once, before the first step; a resumed run reads it back with the weights.
+        pooled = model.text_gain.shape[0]            # the per-token rows keep no gain
+        set_text_gain(model, text_gain(table[:, :pooled].cpu(), cfg.text_gain_cap).to(device))
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
+    ema = None if cfg.ema_decay is None else copy.deepcopy(model).requires_grad_(False)
+    if ckpt is not None:
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
+        _set_rng_state(ckpt["rng"], group)
+    return ckpt, ema
+
+
 def _step_batch(batch: dict, model_cfg: MDMConfig, style: Style, group: distributed.Group,
                 device: torch.device):
     """A loader batch as the step takes it: motion (B, T, F) and mask (B, T) on `device`, T
@@ -585,6 +644,23 @@ def _resumed_log(log_path: Path, ckpt: dict | None, cfg: TrainConfig, group: dis
         log_path.parent.mkdir(parents=True, exist_ok=True)
         _write_log(log_path, rows)
     return rows, window
+
+
+def _write_summary(run_dir: Path, rows: list[dict], start: int, seconds_before: float,
+                   run_config: dict, model: MDM, items: ConditionedItems, table: torch.Tensor,
+                   device: torch.device, group: distributed.Group) -> None:
+    """summary.json of a finished run: its steps, the step it resumed from, its final loss and
+    training seconds (from the loss log's last row), its last checkpoint, where it ran, the
+    model's size, the items and captions it trained on, and the run's configuration."""
+    final = latest_checkpoint(run_dir)
+    summary = {"steps": run_config["train"]["steps"], "resumed_from": start,
+               "final_loss": rows[-1]["loss"] if rows else None,
+               "seconds": rows[-1]["seconds"] if rows else seconds_before,
+               "checkpoint": final.name if final else None,
+               "device": str(device), "processes": group.size,
+               "parameters": model.param_count(), "n_items": len(items),
+               "n_captions": len(table), "config": run_config}
+    atomic.write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
 
 
 def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cache,
@@ -623,49 +699,17 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
     optimizer = torch.optim.AdamW(param_groups(model, cfg.cond_lr_scale), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     run_config = _run_config(model, diffusion, cfg, cache.encoder, style, init_from)
-    ckpt = None
-    if resume and latest is not None:
-        ckpt = _restore(latest, model, optimizer, cfg, run_config, dataset)
-    elif init_from is not None:
-        _start_from(init_from, model, style, run_config, dataset)
+    ckpt, ema = _start_state(model, optimizer, latest, init_from, cfg, style, run_config,
+                             dataset, table, group, device)
     start, seconds_before = (0, 0.0) if ckpt is None else (ckpt["step"], ckpt["seconds"])
-    if start == 0:
-        # Set once, before the first step; a resumed run reads it back with the weights.
-        pooled = model.text_gain.shape[0]            # the per-token rows keep no gain
-        set_text_gain(model, text_gain(table[:, :pooled].cpu(), cfg.text_gain_cap).to(device))
-        torch.manual_seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        random.seed(cfg.seed)
-    ema = None if cfg.ema_decay is None else copy.deepcopy(model).requires_grad_(False)
-    if ckpt is not None:
-        if ema is not None:
-            ema.load_state_dict(ckpt["ema"])
-        _set_rng_state(ckpt["rng"], group)
     # Forward passes go through `net`; `model` holds the weights that the optimiser, the EMA and
     # the checkpoints read. Compiled first, then wrapped, as PyTorch advises for DDP.
     net = torch.compile(model) if cfg.compile else model
     if group.parallel:
         net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
-
-    def save(step: int, elapsed: float, pending: list[torch.Tensor]) -> None:
-        atomic.torch_save(
-            {"format": CHECKPOINT_FORMAT, "step": step, "seconds": elapsed,
-             "pending_losses": torch.stack(pending).cpu() if pending else torch.empty(0),
-             "model": model.state_dict(), "ema": ema.state_dict() if ema else None,
-             "optimizer": optimizer.state_dict(), "rng": _rng_state(group), "config": run_config,
-             "mean": torch.from_numpy(np.asarray(dataset.mean, dtype=np.float32)),
-             "std": torch.from_numpy(np.asarray(dataset.std, dtype=np.float32))},
-            checkpoint_path(run_dir, step))
-
     log_path = run_dir / LOSS_FILE
     rows, window = _resumed_log(log_path, ckpt, cfg, group, device)
-    pool = grade_pool(items.clip_grade_list(), cfg.seed) if (
-        cfg.balance_grades and items.grades is not None) else None
-    loader = DataLoader(items, batch_sampler=StepBatches(cfg.seed, start, cfg.steps,
-                                                         cfg.batch_size, len(items), pool, share),
-                        collate_fn=collate_items, num_workers=cfg.num_workers,
-                        # its own generator: creating the iterator must not draw from torch's
-                        generator=torch.Generator().manual_seed(cfg.seed))
+    loader = _step_loader(items, cfg, start, share)
 
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=start, desc="training",
@@ -698,19 +742,13 @@ def train(model: MDM, diffusion: GaussianDiffusion, dataset: MotionDataset, cach
                 if step % cfg.log_every == 0:
                     window = []
             if group.main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-                save(step, elapsed, window)
+                _save_checkpoint(run_dir, step, elapsed, window, model, ema, optimizer,
+                                 run_config, dataset, group)
             bar.update(1)
     bar.close()
 
     if group.main:
-        final = latest_checkpoint(run_dir)
-        summary = {"steps": cfg.steps, "resumed_from": start,
-                   "final_loss": rows[-1]["loss"] if rows else None,
-                   "seconds": rows[-1]["seconds"] if rows else seconds_before,
-                   "checkpoint": final.name if final else None,
-                   "device": str(device), "processes": group.size,
-                   "parameters": model.param_count(), "n_items": len(items),
-                   "n_captions": len(table), "config": run_config}
-        atomic.write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
+        _write_summary(run_dir, rows, start, seconds_before, run_config, model, items, table,
+                       device, group)
     distributed.barrier(group)              # every rank returns once the run's files are whole
     return rows
