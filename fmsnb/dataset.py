@@ -445,11 +445,3 @@ class MotionDataset(Dataset):
         motion[:length] = (item.motion[start:start + length] - self.mean) / self.std
         return {"motion": torch.from_numpy(motion), "length": int(length),
                 "caption": caption.text, "tokens": list(caption.tokens)}
-
-    def denormalise(self, motion):
-        """Normalised motion (..., 263), numpy or torch -> features in the original units."""
-        if isinstance(motion, torch.Tensor):
-            mean = torch.as_tensor(self.mean, dtype=motion.dtype, device=motion.device)
-            std = torch.as_tensor(self.std, dtype=motion.dtype, device=motion.device)
-            return motion * std + mean
-        return np.asarray(motion) * self.std + self.mean
