@@ -26,7 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fmsnb import dataset
-from fmsnb.corpus import META_FILE, read_fms_meta
+from fmsnb.corpus import FEATURES_DIR, JOINTS_DIR, META_FILE, TEXTS_DIR, read_fms_meta
 from fmsnb.captions import plain_captions
 from fmsnb.fms import GRADES, KINECT_INDEX, MOVEMENTS, FMSDataset, Recording, skip_counts
 from fmsnb.humanml3d import (FPS, JOINT_NAMES, mirror_joints, process_joints, recover_joints,
@@ -410,8 +410,7 @@ def _remove_previous_corpus(out: Path) -> None:
     if not (out / META_FILE).is_file():
         return
     for name in read_fms_meta(out):
-        for sub, ext in ((dataset.FEATURES_DIR, "npy"), (dataset.JOINTS_DIR, "npy"),
-                         (dataset.TEXTS_DIR, "txt")):
+        for sub, ext in ((FEATURES_DIR, "npy"), (JOINTS_DIR, "npy"), (TEXTS_DIR, "txt")):
             (out / sub / f"{name}.{ext}").unlink(missing_ok=True)
 
 

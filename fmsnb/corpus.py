@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+# The layout's folders (`fmsnb.dataset` writes and reads them too) and the FMS metadata file.
+FEATURES_DIR, JOINTS_DIR, TEXTS_DIR = "new_joint_vecs", "new_joints", "texts"
 META_FILE = "fms_meta.json"
 
 
@@ -56,11 +58,11 @@ class Corpus:
 
     def features(self, name: str) -> np.ndarray:
         """One clip's features (T, 263)."""
-        return np.load(self.root / "new_joint_vecs" / f"{name}.npy")
+        return np.load(self.root / FEATURES_DIR / f"{name}.npy")
 
     def joints(self, name: str) -> np.ndarray:
         """One clip's global joint positions (T, 22, 3), metres, y up, floor at 0."""
-        return np.load(self.root / "new_joints" / f"{name}.npy")
+        return np.load(self.root / JOINTS_DIR / f"{name}.npy")
 
     @cached_property
     def meta(self) -> dict[str, dict]:

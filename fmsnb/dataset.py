@@ -24,9 +24,9 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from fmsnb.corpus import FEATURES_DIR, JOINTS_DIR, TEXTS_DIR
 from fmsnb.humanml3d import FEATURE_GROUPS, FPS, N_FEATURES, N_JOINTS
 
-FEATURES_DIR, JOINTS_DIR, TEXTS_DIR = "new_joint_vecs", "new_joints", "texts"
 MEAN_FILE, STD_FILE = "Mean.npy", "Std.npy"
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 # Group-averaged std below this is treated as a constant group (see `mean_std`).
