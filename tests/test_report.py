@@ -45,6 +45,7 @@ def test_a_published_run_is_read_back_with_its_build(tmp_path):
     assert "in 3 minutes" in report.published_note(run, "x")
     assert "no published run" in report.published_note(None, "x")
     assert "itself built with the `x` profile" in report.published_note(None, "x", page="x")
+    assert report.published(tmp_path, "x", page="x") is None         # not beside itself
     assert run["figures"] == {}                       # the run drew none of PUBLISHED_FIGURES
 
 

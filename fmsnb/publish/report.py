@@ -110,11 +110,12 @@ def publish(cfg: Profile, chapter_seconds: dict[str, float]) -> Path:
     return folder
 
 
-def published(root: Path, profile: str) -> dict | None:
+def published(root: Path, profile: str, page: str | None = None) -> dict | None:
     """A published run of `profile` (`publish`): {"build": build.json, "figures": {name: path
-    of each published figure}, metrics name: dict}, or None when the repository holds none."""
+    of each published figure}, metrics name: dict}, or None when the repository holds none, or
+    when the page asking is itself built with `profile` (`page`, as for `published_note`)."""
     folder = Path(root) / PUBLISHED_DIR / profile
-    if not (folder / BUILD_FILE).is_file():
+    if page == profile or not (folder / BUILD_FILE).is_file():
         return None
     build = json.loads((folder / BUILD_FILE).read_text())
     return {"build": build,
